@@ -7,11 +7,21 @@ Model lookup is deliberately simple so `make serve` works on a fresh clone: `--m
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server import __version__
+from server.logs import configure_logging
+from server.protocol import Limits
+
+if TYPE_CHECKING:
+    from server.app import ServerConfig
+
+log = logging.getLogger("vr_serve")
 
 DEFAULT_MODELS_DIR = Path("exported_models")
 NO_MODEL_HELP = (
@@ -79,25 +89,103 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument(
-        "--port", type=int, default=8765, help="port for websocket and HTTP (default: %(default)s)"
+        "--port", type=int, default=8765, help="websocket and HTTP port (default: %(default)s)"
     )
     parser.add_argument(
-        "--budget-ms", type=float, default=11.1, help="default per-frame budget (90 Hz: 11.1)"
+        "--budget-ms",
+        type=float,
+        default=11.1,
+        help="default per-frame budget; clients may set their own (90 Hz: 11.1)",
+    )
+    parser.add_argument(
+        "--top-k", type=int, default=5, help="default labels per result (default: %(default)s)"
     )
     parser.add_argument("--max-batch", type=int, default=8, help="largest inference batch across streams")
     parser.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=0.0,
+        help="wait this long for a fuller batch, never past a deadline (default 0: batch what is queued)",
+    )
+    parser.add_argument(
+        "--late-policy",
+        choices=("skip", "infer"),
+        default="skip",
+        help="frames already past their deadline: answer 'late' without inference (skip) or run them (infer)",
+    )
+    parser.add_argument(
         "--providers",
         default="auto",
-        help="onnxruntime execution providers: auto, or a list such as tensorrt,cuda,cpu (default: auto)",
+        help="onnxruntime execution providers: auto (tensorrt, cuda, cpu: what is available) or a list",
     )
-    parser.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every connection")
-    parser.add_argument("--tls-cert", type=Path, help="certificate (PEM) to serve wss://")
+    parser.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+    parser.add_argument("--decode-threads", type=int, default=2, help="threads decoding frames (default: 2)")
+    parser.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (or ?token=TOKEN) to connect")
+    parser.add_argument("--tls-cert", type=Path, help="certificate chain (PEM) to serve wss://")
     parser.add_argument("--tls-key", type=Path, help="private key (PEM) for --tls-cert")
-    parser.add_argument("--allowed-origins", help="comma-separated Origin values browsers may connect from")
+    parser.add_argument(
+        "--allowed-origins", help="comma-separated Origin values browsers may connect from (others: 403)"
+    )
     parser.add_argument("--max-streams", type=int, default=64, help="refuse connections beyond this many")
+    parser.add_argument("--max-message-mb", type=float, default=16, help="largest websocket message accepted")
+    parser.add_argument(
+        "--send-timeout", type=float, default=5.0, help="drop a client that reads nothing this long"
+    )
+    parser.add_argument("--watch", action="store_true", help="hot-reload the model when its file changes")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--version", action="version", version=f"vr-serve {__version__}")
     return parser
+
+
+def config_from_args(args: argparse.Namespace, model: Path) -> ServerConfig:
+    from server.app import ServerConfig  # imports onnxruntime: only after the install check
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise SetupError("--tls-cert and --tls-key go together")
+    origins = tuple(o.strip() for o in (args.allowed_origins or "").split(",") if o.strip())
+    return ServerConfig(
+        model_path=model,
+        host=args.host,
+        port=args.port,
+        budget_ms=args.budget_ms,
+        top_k=args.top_k,
+        max_batch=args.max_batch,
+        batch_wait_ms=args.batch_wait_ms,
+        late_policy=args.late_policy,
+        providers=args.providers,
+        threads=args.threads,
+        decode_threads=args.decode_threads,
+        token=args.token,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        allowed_origins=origins,
+        max_streams=args.max_streams,
+        limits=Limits(max_message_bytes=int(args.max_message_mb * 2**20)),
+        send_timeout_s=args.send_timeout,
+        watch_model=args.watch,
+    )
+
+
+async def serve_until_stopped(config: ServerConfig) -> int:
+    from server.app import RecognitionServer
+    from server.model_format import ModelFormatError
+
+    server = RecognitionServer(config)
+    await server.start()
+    server.install_signal_handlers()
+    scheme = "wss" if config.tls_cert else "ws"
+    log.info(
+        "listening on %s://%s:%d (healthz and metrics on the same port)", scheme, config.host, server.port
+    )
+    try:
+        await server.load_model()
+    except (ModelFormatError, ValueError) as exc:
+        log.error("cannot serve %s: %s", config.model_path, exc)
+        await server.shutdown()
+        return 2
+    log.info("ready: %s on %s", server.model.contract.name, server.model.provider)
+    await server.wait_stopped()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,14 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         model = args.model if args.model is not None else find_default_model(args.models_dir)
         if not model.is_file():
             raise SetupError(f"Model file {model} does not exist.\n{NO_MODEL_HELP}")
+        config = config_from_args(args, model)
     except SetupError as exc:
         print(f"vr-serve: {exc}", file=sys.stderr)
         return 2
-    print(
-        f"vr-serve: found {model}, but the serving loop is not built yet (it is the vr-serve issue).",
-        file=sys.stderr,
-    )
-    return 2
+    configure_logging(args.log_format)
+    return asyncio.run(serve_until_stopped(config))
 
 
 if __name__ == "__main__":

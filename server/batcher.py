@@ -1,0 +1,161 @@
+"""Deadline-aware batching across streams, with inference on one worker thread.
+
+Frames from all streams meet here. A batch starts as soon as the inference thread is free (frames
+that arrived while it was busy ride together, up to max_batch), and optionally waits `max_wait_s`
+for more, but never past the earliest frame's deadline. A frame whose deadline has already passed
+when its batch starts is answered `late` without inference (policy "skip"), or run anyway
+(policy "infer"): spending the model on an answer nobody can use would delay the fresh frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LATE_POLICIES = ("skip", "infer")
+WAKE_MARGIN_S = 0.003  # timer wake-up jitter allowance
+log = logging.getLogger("vr_serve.batcher")
+
+
+@dataclass(eq=False)  # identity semantics: items are removed from the queue by identity
+class BatchItem:
+    input: np.ndarray  # uint8 HxWx3, preprocessed for `model`
+    deadline: float  # time.perf_counter() seconds
+    model: Any  # the model it was preprocessed for; a batch never mixes models
+    enqueued: float = field(default_factory=time.perf_counter)
+    future: asyncio.Future[BatchOutcome] | None = None
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    probabilities: np.ndarray | None  # None when late
+    late: bool
+    queue_s: float
+    infer_s: float
+    batch_size: int
+
+
+class DeadlineBatcher:
+    def __init__(
+        self,
+        max_batch: int = 8,
+        max_wait_s: float = 0.0,
+        late_policy: str = "skip",
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        if late_policy not in LATE_POLICIES:
+            raise ValueError(f"late policy must be one of {LATE_POLICIES}")
+        self.max_batch = max(1, max_batch)
+        self.max_wait_s = max(0.0, max_wait_s)
+        self.late_policy = late_policy
+        self._on_batch = on_batch
+        self._queue: deque[BatchItem] = deque()
+        self._arrived = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._task: asyncio.Task[None] | None = None
+        self._busy = False
+        self._infer_estimate_s = 0.0  # moving average of batch run time, to leave room before deadlines
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for item in self._queue:
+            if item.future is not None and not item.future.done():
+                item.future.cancel()
+        self._queue.clear()
+        self._executor.shutdown(wait=True)
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue and not self._busy
+
+    async def submit(self, item: BatchItem) -> BatchOutcome:
+        item.future = asyncio.get_running_loop().create_future()
+        self._queue.append(item)
+        self._arrived.set()
+        return await item.future
+
+    async def _loop(self) -> None:
+        while True:
+            while not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            await self._maybe_wait_for_more()
+            batch = self._take_batch()
+            try:
+                await self._run(batch)
+            except Exception as exc:  # a failing batch fails its frames, never the batcher
+                log.exception("inference batch of %d frames failed", len(batch))
+                for item in batch:
+                    if item.future is not None and not item.future.done():
+                        item.future.set_exception(exc)
+            finally:
+                self._busy = False
+
+    async def _run(self, batch: list[BatchItem]) -> None:
+        now = time.perf_counter()
+        run: list[BatchItem] = []
+        for item in batch:
+            if self.late_policy == "skip" and now > item.deadline:
+                _resolve(item, BatchOutcome(None, True, now - item.enqueued, 0.0, 0))
+            else:
+                run.append(item)
+        if not run:
+            return
+        self._busy = True
+        start = time.perf_counter()
+        stacked = np.stack([item.input for item in run])
+        model = run[0].model
+        probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, model.run, stacked)
+        infer_s = time.perf_counter() - start
+        self._infer_estimate_s = (
+            0.8 * self._infer_estimate_s + 0.2 * infer_s if self._infer_estimate_s else infer_s
+        )
+        if self._on_batch is not None:
+            self._on_batch(len(run), infer_s)
+        for index, item in enumerate(run):
+            _resolve(
+                item, BatchOutcome(probabilities[index], False, start - item.enqueued, infer_s, len(run))
+            )
+
+    async def _maybe_wait_for_more(self) -> None:
+        if self.max_wait_s <= 0 or len(self._queue) >= self.max_batch:
+            return
+        # stop waiting early enough that the earliest frame can still run before its deadline
+        earliest_start = min(item.deadline for item in self._queue) - self._infer_estimate_s - WAKE_MARGIN_S
+        until = min(self._queue[0].enqueued + self.max_wait_s, earliest_start)
+        while len(self._queue) < self.max_batch:
+            remaining = until - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                return
+
+    def _take_batch(self) -> list[BatchItem]:
+        """Up to max_batch frames for the same model, earliest deadline first."""
+        model = self._queue[0].model
+        same = sorted((i for i in self._queue if i.model is model), key=lambda i: i.deadline)
+        batch = same[: self.max_batch]
+        for item in batch:
+            self._queue.remove(item)
+        return batch
+
+
+def _resolve(item: BatchItem, outcome: BatchOutcome) -> None:
+    if item.future is not None and not item.future.done():
+        item.future.set_result(outcome)

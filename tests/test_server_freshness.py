@@ -1,0 +1,170 @@
+"""Freshness over completeness: the one-slot mailbox, the deadline batcher with a deliberately slow
+model, and the live server dropping stale frames (answered and counted, never queued)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from server import protocol as p
+from server.batcher import BatchItem, DeadlineBatcher
+from server.client import RecognitionClient
+from server.mailbox import LatestSlot
+from tests.onnx_models import write_colour_model
+from tests.server_helpers import serving, solid_jpeg
+
+
+async def test_latest_slot_keeps_only_the_newest():
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.put(1) is None
+    assert slot.put(2) == 1  # 1 is now stale, handed back to be answered
+    assert await slot.take() == 2
+    taker = asyncio.create_task(slot.take())
+    await asyncio.sleep(0.01)
+    assert not taker.done()  # waits for a frame
+    slot.put(3)
+    assert await taker == 3
+    slot.put(4)
+    slot.close()
+    assert await slot.take() == 4  # a waiting frame is still answered after close
+    assert await slot.take() is None
+    with pytest.raises(RuntimeError):
+        slot.put(5)
+
+
+class SlowModel:
+    """A deliberately slow model: sleeps per batch, records the batches it saw."""
+
+    def __init__(self, seconds: float, fail: bool = False) -> None:
+        self.seconds = seconds
+        self.fail = fail
+        self.batches: list[int] = []
+        self.thread_names: set[str] = set()
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.thread_names.add(threading.current_thread().name)
+        time.sleep(self.seconds)
+        if self.fail:
+            raise RuntimeError("model exploded")
+        self.batches.append(len(batch))
+        return np.tile(batch.reshape(len(batch), -1)[:, :1].astype(np.float32), (1, 2))
+
+
+def item(model, value: int, budget_s: float = 10.0) -> BatchItem:
+    return BatchItem(np.full((2, 2, 3), value, np.uint8), time.perf_counter() + budget_s, model)
+
+
+async def test_batcher_batches_what_arrived_while_busy():
+    model = SlowModel(0.1)
+    batcher = DeadlineBatcher(max_batch=4)
+    batcher.start()
+    try:
+        first = asyncio.create_task(batcher.submit(item(model, 1)))
+        await asyncio.sleep(0.02)  # the first batch is running now
+        rest = [asyncio.create_task(batcher.submit(item(model, v))) for v in (2, 3, 4, 5, 6)]
+        outcomes = await asyncio.gather(first, *rest)
+    finally:
+        await batcher.stop()
+    assert model.batches == [1, 4, 1]  # 5 waiting frames: a full batch of 4, then 1
+    assert [o.probabilities[0] for o in outcomes] == [1, 2, 3, 4, 5, 6]  # each got its own row
+    assert model.thread_names == {"inference_0"}
+    assert outcomes[1].queue_s >= 0.05  # waited for the first batch
+
+
+async def test_batcher_answers_late_frames_without_inference():
+    model = SlowModel(0.15)
+    for policy, expect_late in (("skip", True), ("infer", False)):
+        batcher = DeadlineBatcher(max_batch=8, late_policy=policy)
+        batcher.start()
+        try:
+            blocker = asyncio.create_task(batcher.submit(item(model, 1)))
+            await asyncio.sleep(0.02)
+            tight = asyncio.create_task(
+                batcher.submit(item(model, 2, budget_s=0.05))
+            )  # expires while waiting
+            loose = asyncio.create_task(batcher.submit(item(model, 3, budget_s=5.0)))
+            results = await asyncio.gather(blocker, tight, loose)
+        finally:
+            await batcher.stop()
+        assert [r.late for r in results] == [False, expect_late, False]
+        if expect_late:
+            assert results[1].probabilities is None
+            assert results[1].infer_s == 0.0
+    assert model.batches == [1, 1, 1, 2]  # skip ran [blocker], [loose]; infer ran [blocker], [tight, loose]
+
+
+async def test_batcher_never_waits_past_the_earliest_deadline():
+    model = SlowModel(0.0)
+    batcher = DeadlineBatcher(max_batch=8, max_wait_s=1.0)  # would wait a second for company
+    batcher.start()
+    try:
+        start = time.perf_counter()
+        outcome = await batcher.submit(item(model, 1, budget_s=0.2))
+        waited = time.perf_counter() - start
+    finally:
+        await batcher.stop()
+    assert not outcome.late
+    assert waited < 0.6  # released before the 200 ms deadline, not after the 1 s wait
+
+
+async def test_batcher_never_mixes_models_and_survives_a_failing_one():
+    good, bad = SlowModel(0.05), SlowModel(0.0, fail=True)
+    batcher = DeadlineBatcher(max_batch=8)
+    batcher.start()
+    try:
+        blocker = asyncio.create_task(batcher.submit(item(good, 1)))
+        await asyncio.sleep(0.01)
+        tasks = [asyncio.create_task(batcher.submit(item(m, v))) for m, v in ((bad, 2), (good, 3), (bad, 4))]
+        results = await asyncio.gather(blocker, *tasks, return_exceptions=True)
+        after = await batcher.submit(item(good, 5))  # the batcher still works
+    finally:
+        await batcher.stop()
+    assert isinstance(results[1], RuntimeError)
+    assert isinstance(results[3], RuntimeError)
+    assert results[2].probabilities[0] == 3
+    assert after.probabilities[0] == 5
+    assert good.batches == [1, 1, 1]
+
+
+async def test_live_server_drops_stale_frames_and_answers_every_frame(tmp_path):
+    slow = write_colour_model(tmp_path / "slow.onnx", slow_convs=4, size=160)
+    async with serving(slow, max_batch=1) as server:
+        settings = p.StreamSettings(budget_ms=10_000)
+        async with await RecognitionClient.connect(server.url, settings=settings) as client:
+            frame = solid_jpeg("green", 640, 360)
+            sent = [await client.send_frame(frame, width=640, height=360) for _ in range(30)]  # a burst
+            results = [await client.recv(timeout=30) for _ in sent]
+            stale_metric = server.metrics.dropped_stale._value.get()
+    by_id = {r.frame_id: r for r in results}
+    assert sorted(by_id) == sent  # exactly one answer per frame
+    statuses = [by_id[i].status for i in sent]
+    assert statuses.count(p.Status.DROPPED_STALE) >= 10  # the slow model cannot keep up with a burst
+    assert statuses[-1] is p.Status.OK  # the newest frame is always answered
+    assert stale_metric == statuses.count(p.Status.DROPPED_STALE)
+    ok = [by_id[i] for i in sent if by_id[i].status is p.Status.OK]
+    assert all(r.top_k[0].label == "green" for r in ok)
+    assert all(r.top_k == () for r in results if r.status is p.Status.DROPPED_STALE)
+
+
+async def test_live_server_answers_late_frames_without_inference(tmp_path):
+    slow = write_colour_model(tmp_path / "slow.onnx", slow_convs=4, size=160)
+    async with serving(slow, max_batch=8) as server:
+        tight = p.StreamSettings(budget_ms=1.0)  # unmeetable: every frame waiting for the model is late
+        patient = p.StreamSettings(budget_ms=10_000)
+        async with (
+            await RecognitionClient.connect(server.url, settings=patient) as hog,
+            await RecognitionClient.connect(server.url, settings=tight) as hurried,
+        ):
+            frame = solid_jpeg("blue", 320, 180)
+            await hog.send_frame(frame, width=320, height=180)
+            await asyncio.sleep(0.01)
+            await hurried.send_frame(frame, width=320, height=180)
+            hog_result, hurried_result = await hog.recv(timeout=30), await hurried.recv(timeout=30)
+    assert hog_result.status is p.Status.OK
+    assert hurried_result.status is p.Status.LATE
+    assert "infer" not in hurried_result.timings_ms
+    assert server.metrics.late._value.get() == 1
