@@ -1,0 +1,233 @@
+"""Every kind of bad input, against a live server: the sender gets a typed error, the server
+survives, a healthy stream alongside is unaffected, and no stack trace reaches any client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from server import protocol as p
+from server.client import RecognitionClient, ServerRefused
+from tests.onnx_models import write_colour_model
+from tests.server_helpers import serving, solid_jpeg
+
+GOOD_JPEG = solid_jpeg("red", 64, 48)
+PATIENT = p.StreamSettings(budget_ms=10_000)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return write_colour_model(tmp_path_factory.mktemp("models") / "colour.onnx")
+
+
+def frame(
+    payload: bytes = GOOD_JPEG, width: int = 64, height: int = 48, fmt=p.ImageFormat.JPEG, fid=5
+) -> bytes:
+    return p.encode_frame(p.Frame(fid, 77, fmt, width, height, payload))
+
+
+def patch(data: bytes, fmt: str, offset: int, value) -> bytes:
+    out = bytearray(data)
+    struct.pack_into(fmt, out, offset, value)
+    return bytes(out)
+
+
+def jpeg_with_size(width: int, height: int) -> bytes:
+    """A real JPEG whose SOF header claims another size: a decompression bomb when large."""
+    data = bytearray(GOOD_JPEG)
+    sof = next(i for i in range(2, len(data) - 1) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC2))
+    struct.pack_into(">HH", data, sof + 5, height, width)
+    return bytes(data)
+
+
+def without_scan(jpeg: bytes) -> bytes:
+    """Headers intact (SOF readable), entropy-coded data gone: undecodable."""
+    sos = jpeg.index(b"\xff\xda")
+    return jpeg[:sos] + b"\xff\xd9"
+
+
+BAD_BINARY = {
+    "empty message": (b"", "truncated_header", None),
+    "truncated header": (frame()[:30], "truncated_header", None),
+    "wrong magic": (b"RIFF" + frame()[4:], "bad_magic", None),
+    "unknown version": (patch(frame(), "<B", 4, 9), "unsupported_version", None),
+    "unknown message type": (patch(frame(), "<B", 5, 7), "unknown_message_type", None),
+    "length mismatch": (frame() + b"extra", "length_mismatch", 5),
+    "zero-byte payload": (frame()[: p.HEADER_SIZE - 4] + bytes(4), "empty_payload", 5),
+    "unknown image format": (patch(frame(), "<B", 60, 42), "unsupported_format", 5),
+    "not a JPEG at all": (frame(b"\x00garbage" * 50), "corrupt_image", 5),
+    "JPEG without image data": (frame(without_scan(GOOD_JPEG)), "corrupt_image", 5),
+    "JPEG size differs from header": (frame(jpeg_with_size(640, 480)), "bad_dimensions", 5),
+    "decompression bomb (16k x 16k)": (
+        frame(jpeg_with_size(16000, 16000), 16000, 16000),
+        "image_too_large",
+        5,
+    ),
+    "decompression bomb within max side": (
+        frame(jpeg_with_size(8000, 8000), 8000, 8000),
+        "image_too_large",
+        5,
+    ),
+    "declared size over the limit": (frame(GOOD_JPEG, 9000, 48), "image_too_large", 5),
+    "raw frame of the wrong size": (
+        patch(frame(bytes(8 * 8 * 3), 8, 8, p.ImageFormat.RGB8), "<H", 62, 9),
+        "bad_dimensions",
+        5,
+    ),
+}
+BAD_TEXT = {
+    "malformed JSON": ('{"type": "configure", ', "bad_json"),
+    "JSON array": ("[1, 2, 3]", "bad_json"),
+    "NaN in JSON": ('{"type": "configure", "budget_ms": NaN}', "bad_json"),
+    "deeply nested JSON": ('{"type":"ping","id":1,"x":' + "[" * 5000 + "]" * 5000 + "}", "bad_json"),
+    "huge JSON": (json.dumps({"type": "ping", "id": 1, "pad": "x" * 70_000}), "message_too_large"),
+    "unknown JSON type": ('{"type": "subscribe"}', "unknown_message_type"),
+    "invalid field": ('{"type": "configure", "top_k": "all"}', "invalid_message"),
+    "second hello": ('{"type": "hello", "protocol": 1}', "duplicate_hello"),
+}
+
+
+async def expect_healthy(client: RecognitionClient) -> None:
+    await client.send_frame(GOOD_JPEG, width=64, height=48)
+    result = await client.recv(timeout=10)
+    assert isinstance(result, p.Result)
+    assert result.status is p.Status.OK
+    assert result.top_k[0].label == "red"
+
+
+def assert_no_trace(message) -> None:
+    text = p.encode_server_message(message)
+    assert "Traceback" not in text
+    assert 'File "' not in text
+    assert len(text) < 2000
+
+
+async def test_every_bad_message_gets_its_typed_error_and_nobody_else_notices(model, caplog):
+    caplog.set_level(logging.WARNING)
+    async with (
+        serving(model) as server,
+        await RecognitionClient.connect(server.url, settings=PATIENT) as victim,
+        await RecognitionClient.connect(server.url, settings=PATIENT) as bystander,
+    ):
+        for name, (data, code, frame_id) in BAD_BINARY.items():
+            await victim.send_raw(data)
+            reply = await victim.recv(timeout=10)
+            assert_no_trace(reply)
+            if frame_id is None:
+                assert isinstance(reply, p.ErrorMessage), name
+                assert (reply.code, reply.fatal) == (code, False), name
+            else:
+                assert isinstance(reply, p.Result), name
+                assert (reply.status, reply.error.code, reply.frame_id) == (p.Status.ERROR, code, 5), name
+            await expect_healthy(victim)  # the offender's own stream goes on
+            await expect_healthy(bystander)
+        for name, (text, code) in BAD_TEXT.items():
+            await victim.send_raw(text)
+            reply = await victim.recv(timeout=10)
+            assert_no_trace(reply)
+            assert isinstance(reply, p.ErrorMessage), name
+            assert (reply.code, reply.fatal) == (code, False), name
+            await expect_healthy(victim)
+            await expect_healthy(bystander)
+    failures = {c: server.metrics.failure.labels(c)._value.get() for c in ("bad_magic", "image_too_large")}
+    assert failures == {"bad_magic": 1, "image_too_large": 3}
+    assert not [r for r in caplog.records if r.exc_info], "a bad input reached the server as an exception"
+
+
+async def test_frames_before_hello_are_refused_then_hello_works(model):
+    async with serving(model) as server, connect(server.url, compression=None) as ws:
+        await ws.send(frame())
+        reply = p.decode_server_message(await ws.recv())
+        assert isinstance(reply, p.ErrorMessage)
+        assert reply.code == "hello_required"
+        await ws.send('{"type":"ping","id":1}')
+        assert p.decode_server_message(await ws.recv()).code == "hello_required"
+        await ws.send(p.encode_client_message(p.ClientHello(settings=PATIENT)))
+        assert isinstance(p.decode_server_message(await ws.recv()), p.ServerHello)
+        await ws.send(frame())
+        result = p.decode_server_message(await ws.recv())
+        assert result.status is p.Status.OK
+
+
+async def test_silent_connection_is_closed_after_the_hello_timeout(model):
+    async with serving(model, hello_timeout_s=0.3) as server, connect(server.url, compression=None) as ws:
+        reply = p.decode_server_message(await asyncio.wait_for(ws.recv(), 5))
+        assert (reply.code, reply.fatal) == ("hello_required", True)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == p.CloseCode.POLICY_VIOLATION
+
+
+async def test_unsupported_protocol_version_is_refused_with_1002(model):
+    async with serving(model) as server, connect(server.url, compression=None) as ws:
+        await ws.send('{"type":"hello","protocol":3,"min_protocol":2}')
+        reply = p.decode_server_message(await ws.recv())
+        assert (reply.code, reply.fatal) == ("unsupported_version", True)
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == p.CloseCode.PROTOCOL_ERROR
+
+
+async def test_oversized_message_closes_only_that_connection_with_1009(model):
+    limits = p.Limits(max_message_bytes=256 * 1024)
+    async with (
+        serving(model, limits=limits) as server,
+        await RecognitionClient.connect(server.url, settings=PATIENT) as victim,
+        await RecognitionClient.connect(server.url, settings=PATIENT) as bystander,
+    ):
+        assert victim.server_hello.limits.max_message_bytes == 256 * 1024
+        await victim.send_raw(frame(bytes(512 * 1024 * 3), 512, 1024, p.ImageFormat.RGB8))
+        with pytest.raises(ConnectionClosed):
+            await victim.recv(timeout=10)
+        assert victim.close_code == 1009
+        await expect_healthy(bystander)
+
+
+async def test_token_is_required_at_the_handshake(model):
+    async with serving(model, token="let-me-in") as server:
+        for token in (None, "wrong", "let-me-in-please", ""):
+            with pytest.raises(ServerRefused) as refused:
+                await RecognitionClient.connect(server.url, token=token)
+            assert (refused.value.code, refused.value.http_status) == ("unauthorized", 401)
+        async with await RecognitionClient.connect(server.url, token="let-me-in", settings=PATIENT) as client:
+            await expect_healthy(client)
+        async with await RecognitionClient.connect(
+            server.url + "/?token=let-me-in", settings=PATIENT
+        ) as browser:
+            await expect_healthy(browser)
+    assert server.metrics.refused.labels("unauthorized")._value.get() == 4
+
+
+async def test_disallowed_origin_is_refused(model):
+    async with serving(model, allowed_origins=("https://app.example",)) as server:
+        with pytest.raises(ServerRefused) as refused:
+            await RecognitionClient.connect(server.url, origin="https://evil.example")
+        assert (refused.value.code, refused.value.http_status) == ("forbidden_origin", 403)
+        async with await RecognitionClient.connect(server.url, origin="https://app.example") as browser:
+            assert browser.model.classes
+        async with await RecognitionClient.connect(server.url) as native:  # no Origin: not a browser
+            assert native.model.classes
+
+
+async def test_too_many_streams_are_refused_and_slots_come_back(model):
+    async with serving(model, max_streams=2) as server:
+        first = await RecognitionClient.connect(server.url)
+        second = await RecognitionClient.connect(server.url)
+        with pytest.raises(ServerRefused) as refused:
+            await RecognitionClient.connect(server.url)
+        assert (refused.value.code, refused.value.http_status) == ("too_many_streams", 503)
+        await first.close()
+        for _ in range(50):  # the server notices the close within a few event-loop turns
+            if server.metrics.active_streams._value.get() < 2:
+                break
+            await asyncio.sleep(0.02)
+        async with await RecognitionClient.connect(server.url, settings=PATIENT) as third:
+            await expect_healthy(third)
+        await second.close()
