@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--quality", type=int, default=90, help="JPEG quality 1-100")
     stream.add_argument("--token", help="auth token sent to the server")
     stream.add_argument("--seed", type=int, default=0, help="scene and path seed (stream i uses seed+i)")
+    stream.add_argument(
+        "--prerender",
+        type=float,
+        default=0.0,
+        help="render this many seconds of each path up front and loop them (when live rendering is too slow)",
+    )
+    stream.add_argument("--budget-ms", type=float, help="per-frame budget asked of the server")
+    stream.add_argument("--json", type=Path, help="write the per-stream report here")
 
     speed = commands.add_parser("speed", help="measure frames/s of rendering, with and without JPEG encoding")
     speed.add_argument("--size", action="append", help="WxH, repeatable (default 224x224 and 1280x720)")
@@ -140,8 +148,13 @@ def _gallery(args: argparse.Namespace) -> int:
 
 
 def _stream(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+    import json
+
+    from server.client import ServerRefused
     from sim.recipe import parse_size
-    from sim.stream import NetworkClientUnavailable, StreamSettings, live_frames, stream_to_server
+    from sim.stream import StreamSettings, stream_to_server
 
     width, height = parse_size(args.size)
     settings = StreamSettings(
@@ -154,20 +167,26 @@ def _stream(args: argparse.Namespace) -> int:
         quality=args.quality,
         token=args.token,
         seed=args.seed,
-    )
-    preview = min(settings.frames_per_stream, 30)
-    started = time.perf_counter()
-    labels = [frame.label for _, frame in live_frames(settings, 0, limit=preview)]
-    elapsed = time.perf_counter() - started
-    print(
-        f"rendered {preview} frames of stream 0 ({preview / elapsed:.1f} frames/s); labels: "
-        f"{', '.join(dict.fromkeys(labels))}"
+        prerender_s=args.prerender,
+        budget_ms=args.budget_ms,
     )
     try:
-        stream_to_server(settings)
-    except NetworkClientUnavailable as error:
-        print(f"vr-sim stream: {error}", file=sys.stderr)
+        reports = asyncio.run(stream_to_server(settings))
+    except (OSError, ServerRefused) as error:
+        print(f"vr-sim stream: cannot stream to {args.url}: {error}", file=sys.stderr)
         return EXIT_USAGE
+    summaries = [report.summary() for report in reports]
+    for index, summary in enumerate(summaries):
+        accuracy = summary["accuracy"]
+        print(
+            f"stream {index}: sent {summary['sent']} (ticks with no new frame: {summary['skipped_ticks']}), "
+            f"ok {summary['ok']}, dropped_stale {summary['dropped_stale']}, late {summary['late']}, "
+            f"errors {summary['errors']}; accuracy {'-' if accuracy is None else f'{accuracy:.1%}'}; "
+            f"latency p50 {summary['latency_ms']['p50']:.1f} ms, p99 {summary['latency_ms']['p99']:.1f} ms"
+        )
+    if args.json:
+        report = {"settings": dataclasses.asdict(settings), "streams": summaries}
+        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 
