@@ -82,6 +82,7 @@ class RecognitionServer:
         )
         self._decode_pool = ThreadPoolExecutor(max(1, config.decode_threads), thread_name_prefix="decode")
         self._streams: dict[ServerConnection, StreamState] = {}
+        self._dropping: set[ServerConnection] = set()  # slow consumers being disconnected
         self._server: Server | None = None
         self._reload_lock = asyncio.Lock()
         self._shutting_down = False
@@ -489,13 +490,21 @@ class RecognitionServer:
         try:
             await asyncio.wait_for(ws.send(text), self.config.send_timeout_s)
         except asyncio.TimeoutError:
-            log.warning(
-                "closing %s: it did not read its results for %.1f s", _peer(ws), self.config.send_timeout_s
-            )
-            self.metrics.failure.labels(p.ErrorCode.SLOW_CONSUMER.value).inc()
-            # close() gives up on the closing handshake after close_timeout and drops the TCP connection
-            self._spawn(ws.close(p.CloseCode.POLICY_VIOLATION, p.ErrorCode.SLOW_CONSUMER.value), "close-slow")
+            if ws not in self._dropping:  # the reader and the worker may both be stuck on it
+                self._dropping.add(ws)
+                log.warning(
+                    "closing %s: it read no results for %.1f s", _peer(ws), self.config.send_timeout_s
+                )
+                self.metrics.failure.labels(p.ErrorCode.SLOW_CONSUMER.value).inc()
+                # close() gives up on the closing handshake after close_timeout and drops the connection
+                self._spawn(self._drop(ws), "close-slow")
             raise ConnectionClosed(None, None) from None
+
+    async def _drop(self, ws: ServerConnection) -> None:
+        try:
+            await ws.close(p.CloseCode.POLICY_VIOLATION, p.ErrorCode.SLOW_CONSUMER.value)
+        finally:
+            self._dropping.discard(ws)
 
     async def _close_with_error(
         self, ws: ServerConnection, code: p.ErrorCode, message: str, close: int

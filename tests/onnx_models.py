@@ -20,11 +20,15 @@ from server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract
 COLOUR_CLASSES = ("red", "green", "blue")
 
 
-def colour_contract(name: str = "colour", version: str = "1", size: int = 32) -> ModelContract:
+def colour_contract(
+    name: str = "colour", version: str = "1", size: int = 32, extra_classes: int = 0
+) -> ModelContract:
+    """`extra_classes` adds never-predicted classes after red, green, blue (for large replies)."""
     return ModelContract(
         name=name,
         version=version,
-        classes=COLOUR_CLASSES,
+        classes=COLOUR_CLASSES
+        + tuple(f"extra-class-{i:05d}-with-a-long-descriptive-name" for i in range(extra_classes)),
         input_height=size,
         input_width=size,
         resize_shorter=size,
@@ -37,13 +41,18 @@ def colour_contract(name: str = "colour", version: str = "1", size: int = 32) ->
 def colour_model(contract: ModelContract, slow_convs: int = 0) -> onnx.ModelProto:
     mean = np.array(contract.mean, dtype=np.float32)
     std = np.array(contract.std, dtype=np.float32)
+    extra = len(contract.classes) - 3
+    weights = np.concatenate(
+        [np.eye(3, dtype=np.float32) * 10.0 * std[:, None], np.zeros((3, extra), np.float32)], 1
+    )
+    bias = np.concatenate([10.0 * mean, np.full(extra, -100.0)]).astype(np.float32)
     inits = [
         numpy_helper.from_array(np.array(255.0, dtype=np.float32), "scale"),
         numpy_helper.from_array(mean, "mean"),
         numpy_helper.from_array(std, "std"),
         # logits = 10 * (channel mean in original units) - so the brightest channel wins
-        numpy_helper.from_array((np.eye(3, dtype=np.float32) * 10.0 * std[:, None]), "weights"),
-        numpy_helper.from_array((10.0 * mean).astype(np.float32), "bias"),
+        numpy_helper.from_array(weights, "weights"),
+        numpy_helper.from_array(bias, "bias"),
     ]
     nodes = [
         helper.make_node("Cast", [INPUT_NAME], ["as_float"], to=TensorProto.FLOAT),
@@ -64,7 +73,9 @@ def colour_model(contract: ModelContract, slow_convs: int = 0) -> onnx.ModelProt
             inits.append(numpy_helper.from_array(kernel, f"kernel{i}"))
             nodes.append(helper.make_node("Conv", [previous, f"kernel{i}"], [f"conv{i}"], pads=[3, 3, 3, 3]))
             previous, channels = f"conv{i}", 16
-        inits.append(numpy_helper.from_array(np.full((16, 3), 1e-6, dtype=np.float32), "tiny"))
+        inits.append(
+            numpy_helper.from_array(np.full((16, len(contract.classes)), 1e-6, dtype=np.float32), "tiny")
+        )
         nodes += [
             helper.make_node("ReduceMean", [previous], ["conv_mean"], axes=[2, 3], keepdims=0),
             helper.make_node("MatMul", ["conv_mean", "tiny"], ["nudge"]),
