@@ -292,6 +292,15 @@ class RecognitionServer:
     # --- one connection -----------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
+        """Whatever goes wrong with one connection stays with it: logged here, closed with 1011."""
+        try:
+            await self._serve_connection(ws)
+        except Exception:
+            log.exception("connection from %s failed", _peer(ws))
+            self.metrics.failure.labels(p.ErrorCode.INTERNAL_ERROR.value).inc()
+            await ws.close(p.CloseCode.INTERNAL_ERROR, p.ErrorCode.INTERNAL_ERROR.value)
+
+    async def _serve_connection(self, ws: ServerConnection) -> None:
         self.metrics.connections.inc()
         hello = await self._await_hello(ws)
         if hello is None:

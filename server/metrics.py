@@ -4,7 +4,10 @@ answered late, active streams. One registry per server so tests can run several 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import asyncio
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Buckets from 0.5 ms to 2 s: a 90 Hz frame budget is 11.1 ms, CPU inference is ~50 ms.
@@ -49,6 +52,12 @@ class ServerMetrics:
         self.connections = Counter("vr_connections", "Accepted websocket connections", registry=r)
         self.refused = Counter("vr_connections_refused", "Handshakes refused", ["code"], registry=r)
         self.model_reloads = Counter("vr_model_reloads", "Hot reload attempts", ["result"], registry=r)
+        # Leak watch: memory, descriptors (process_*), event-loop tasks and threads must not grow.
+        ProcessCollector(registry=r)
+        Gauge("vr_event_loop_tasks", "asyncio tasks alive (read at scrape time)", registry=r).set_function(
+            _task_count
+        )
+        Gauge("vr_threads", "Python threads alive", registry=r).set_function(threading.active_count)
         self.model_info = Gauge(
             "vr_model_info", "The model being served (value 1)", ["name", "version", "provider"], registry=r
         )
@@ -59,3 +68,10 @@ class ServerMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _task_count() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped from outside the event loop
+        return float("nan")

@@ -301,11 +301,24 @@ def _reject_constant(name: str) -> float:
 
 
 def _depth(value: Any) -> int:
+    """Nesting depth; also refuses lone UTF-16 surrogates (legal as JSON escapes like "\\ud800", but not
+    encodable as UTF-8, so a string holding one could never be echoed back)."""
     if isinstance(value, dict):
+        for key in value:
+            _check_text(key)
         return 1 + max((_depth(v) for v in value.values()), default=0)
     if isinstance(value, list):
         return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, str):
+        _check_text(value)
     return 0
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(ErrorCode.BAD_JSON, "string with a lone UTF-16 surrogate") from None
 
 
 def parse_json_object(text: str | bytes, max_bytes: int = DEFAULT_MAX_CONTROL_BYTES) -> dict[str, Any]:
@@ -321,7 +334,11 @@ def parse_json_object(text: str | bytes, max_bytes: int = DEFAULT_MAX_CONTROL_BY
         raise ProtocolError(ErrorCode.BAD_JSON, f"not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(value, dict):
         raise ProtocolError(ErrorCode.BAD_JSON, "a JSON message must be an object")
-    if _depth(value) > MAX_JSON_DEPTH:
+    try:
+        depth = _depth(value)
+    except RecursionError:
+        depth = MAX_JSON_DEPTH + 1
+    if depth > MAX_JSON_DEPTH:
         raise ProtocolError(ErrorCode.BAD_JSON, f"JSON nesting deeper than {MAX_JSON_DEPTH}")
     if not isinstance(value.get("type"), str):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, 'JSON message needs a string "type"')

@@ -306,6 +306,7 @@ def text_vectors() -> None:
             "invalid_message",
         ),
         "bad_ping_bool_id": (b'{"type": "ping", "id": true}', "invalid_message"),
+        "bad_json_lone_surrogate": (b'{"type": "ping", "id": "\\ud800"}', "bad_json"),
     }
     for name, (data, code) in bad_client.items():
         write(name, data, {"kind": "client", "error": code})
