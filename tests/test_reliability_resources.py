@@ -1,0 +1,193 @@
+"""Soak and churn against a vr-serve process: memory, descriptors, threads and event-loop tasks
+must come back to where they were, and the active-streams gauge to 0.
+
+Short versions run in `make test`; VR_RELIABILITY=long runs the long ones (10 minutes of soak,
+1,000 churn cycles) and prints the figures recorded in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import time
+import urllib.request
+
+import cv2
+import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
+
+from server import protocol as p
+from server.client import RecognitionClient
+from tests.onnx_models import write_colour_model
+from tests.server_helpers import ServerProcess
+
+LONG = os.environ.get("VR_RELIABILITY") == "long"
+SOAK_S, WARMUP_S = (600.0, 60.0) if LONG else (30.0, 10.0)
+CHURN_CYCLES = 1000 if LONG else 200
+WATCHED = ("process_resident_memory_bytes", "process_open_fds", "vr_event_loop_tasks", "vr_threads",
+           "vr_active_streams")  # fmt: skip
+
+
+def scrape(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url.replace("ws://", "http://") + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in WATCHED
+    }
+
+
+async def scrape_async(url: str) -> dict[str, float]:
+    return await asyncio.to_thread(scrape, url)
+
+
+def frame_jpeg() -> bytes:
+    image = np.zeros((360, 640, 3), np.uint8)
+    image[:, :, 1] = 200
+    cv2.putText(image, "soak", (50, 200), cv2.FONT_HERSHEY_SIMPLEX, 4, (255, 255, 255), 8)
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+
+
+async def headset(url: str, until: float, fps: float, counts: dict[str, int]) -> None:
+    jpeg = frame_jpeg()
+    settings = p.StreamSettings(budget_ms=200, fps=fps)
+    async with await RecognitionClient.connect(url, settings=settings) as client:
+
+        async def read() -> None:
+            async for message in client.results():
+                status = message.status.value if isinstance(message, p.Result) else "other"
+                counts[status] = counts.get(status, 0) + 1
+
+        reader = asyncio.create_task(read())
+        start = time.perf_counter()
+        tick = 0
+        while time.perf_counter() < until:
+            await asyncio.sleep(max(0.0, start + tick / fps - time.perf_counter()))
+            await client.send_frame(jpeg, width=640, height=360)
+            counts["sent"] = counts.get("sent", 0) + 1
+            tick += 1
+        await asyncio.sleep(0.5)
+        reader.cancel()
+
+
+def test_soak_eight_streams_at_30_hz(tmp_path):
+    model = write_colour_model(tmp_path / "colour.onnx", size=224)
+    server = ServerProcess(["--model", str(model)], tmp_path / "serve.log")
+    try:
+
+        async def scenario():
+            counts: dict[str, int] = {}
+            start = time.perf_counter()
+            streams = [
+                asyncio.create_task(headset(server.url, start + SOAK_S, 30.0, counts)) for _ in range(8)
+            ]
+            await asyncio.sleep(WARMUP_S)
+            after_warmup = await scrape_async(server.url)
+            samples = [after_warmup]
+            while time.perf_counter() < start + SOAK_S - 2:
+                await asyncio.sleep(min(30.0, max(0.5, start + SOAK_S - 2 - time.perf_counter())))
+                samples.append(await scrape_async(server.url))
+            await asyncio.gather(*streams)
+            await asyncio.sleep(0.5)
+            return counts, samples, await scrape_async(server.url)
+
+        counts, samples, idle = asyncio.run(scenario())
+    finally:
+        server.stop()
+    warm, end = samples[0], samples[-1]
+    growth = end["process_resident_memory_bytes"] / warm["process_resident_memory_bytes"] - 1
+    rss = (warm["process_resident_memory_bytes"] / 2**20, end["process_resident_memory_bytes"] / 2**20)
+    print(
+        f"\n[soak] {SOAK_S:.0f} s, 8 streams x 30 Hz: {counts}; RSS after warm-up {rss[0]:.1f} MB -> end "
+        f"{rss[1]:.1f} MB ({growth:+.1%}); "
+        + "; ".join(
+            f"{k} {warm[k]:.0f} -> {end[k]:.0f}"
+            for k in ("process_open_fds", "vr_event_loop_tasks", "vr_threads")
+        )
+    )
+    assert counts.get("sent", 0) > 8 * 30 * SOAK_S * 0.8
+    answered = sum(counts.get(k, 0) for k in ("ok", "dropped_stale", "late", "error"))
+    assert answered == counts["sent"]  # every frame answered, whatever the load
+    assert counts.get("ok", 0) > 0
+    assert growth <= 0.05
+    for key in ("process_open_fds", "vr_event_loop_tasks", "vr_threads"):
+        assert max(s[key] for s in samples) <= warm[key], (key, [s[key] for s in samples])
+    assert warm["vr_active_streams"] == 8
+    assert idle["vr_active_streams"] == 0
+    assert "Traceback" not in server.log()
+
+
+async def cut_mid_frame(host: str, port: int) -> None:
+    """A raw websocket client that announces a 100 KB frame, sends 1 KB of it and vanishes."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(bytes([0x82, 0x80 | 127]) + struct.pack(">Q", 100_000) + b"\x01\x02\x03\x04" + bytes(1000))
+    await writer.drain()
+    writer.transport.abort()
+
+
+async def churn_cycle(url: str, kind: int) -> None:
+    host, port = url.removeprefix("ws://").split(":")
+    if kind == 0:  # polite: hello, one ping, closing handshake
+        async with await RecognitionClient.connect(url) as client:
+            await client.ping()
+    elif kind == 1:  # hello, then the TCP connection just disappears (no closing handshake)
+        ws = await connect(url, compression=None)
+        await ws.send(p.encode_client_message(p.ClientHello()))
+        await ws.recv()
+        ws.transport.abort()
+    elif kind == 2:  # cut in the middle of a frame
+        await cut_mid_frame(host, int(port))
+    else:  # connects, says nothing, leaves
+        ws = await connect(url, compression=None)
+        ws.transport.abort()
+
+
+def test_churn_connect_and_vanish(tmp_path):
+    model = write_colour_model(tmp_path / "colour.onnx")
+    server = ServerProcess(["--model", str(model)], tmp_path / "serve.log")
+    try:
+
+        async def scenario():
+            for kind in range(4):  # warm every code path once
+                await churn_cycle(server.url, kind)
+            await asyncio.sleep(0.5)
+            before = await scrape_async(server.url)
+            for cycle in range(CHURN_CYCLES):
+                await churn_cycle(server.url, cycle % 4)
+            for _ in range(100):  # the server notices the vanished peers
+                after = await scrape_async(server.url)
+                if (
+                    after["vr_active_streams"] == 0
+                    and after["process_open_fds"] <= before["process_open_fds"]
+                ):
+                    break
+                await asyncio.sleep(0.1)
+            return before, after
+
+        before, after = asyncio.run(scenario())
+    finally:
+        server.stop()
+    growth = after["process_resident_memory_bytes"] / before["process_resident_memory_bytes"] - 1
+    rss = (before["process_resident_memory_bytes"] / 2**20, after["process_resident_memory_bytes"] / 2**20)
+    print(
+        f"\n[churn] {CHURN_CYCLES} cycles: RSS {rss[0]:.1f} MB -> {rss[1]:.1f} MB ({growth:+.1%}); "
+        + "; ".join(
+            f"{k} {before[k]:.0f} -> {after[k]:.0f}"
+            for k in ("process_open_fds", "vr_event_loop_tasks", "vr_threads")
+        )
+    )
+    assert after["vr_active_streams"] == 0
+    assert after["process_open_fds"] <= before["process_open_fds"]
+    assert after["vr_event_loop_tasks"] <= before["vr_event_loop_tasks"]
+    assert after["vr_threads"] <= before["vr_threads"]
+    assert growth <= 0.05
+    assert "Traceback" not in server.log()
