@@ -329,9 +329,12 @@ class RecognitionServer:
             async for message in ws:
                 arrived = time.perf_counter()
                 if isinstance(message, bytes):
-                    await self._on_frame(ws, stream, message, arrived)
+                    rejected = await self._on_frame(ws, stream, message, arrived)
                 else:
-                    await self._on_control(ws, stream, message)
+                    rejected = await self._on_control(ws, stream, message)
+                # Fairness: a client flooding the server with messages gets no more than its turn, and
+                # one sending garbage is slowed to ERROR_RATE per second (its cost stays bounded).
+                await asyncio.sleep(stream.error_throttle.delay() if rejected else 0)
         except ConnectionClosed:
             pass
         finally:
@@ -375,18 +378,19 @@ class RecognitionServer:
         except ConnectionClosed:
             return None
 
-    async def _on_frame(self, ws: ServerConnection, stream: StreamState, data: bytes, arrived: float) -> None:
+    async def _on_frame(self, ws: ServerConnection, stream: StreamState, data: bytes, arrived: float) -> bool:
+        """Parse and queue one frame; True when it was rejected."""
         try:
             frame = p.decode_frame(data)
         except p.ProtocolError as exc:
             self.metrics.failure.labels(exc.code.value).inc()
             await self._send(ws, p.encode_server_message(p.error_for(exc)))
-            return
+            return True
         if not stream.accepting:
             error = p.ProtocolError(p.ErrorCode.SHUTTING_DOWN, "server is stopping", frame_id=frame.frame_id,
                                     capture_time_us=frame.capture_time_us)  # fmt: skip
             await self._send(ws, p.encode_server_message(p.error_for(error)))
-            return
+            return True
         parsed = time.perf_counter()
         stale = stream.slot.put(PendingFrame(frame, arrived, parsed, arrived + stream.budget_s))
         if stale is not None:
@@ -395,8 +399,11 @@ class RecognitionServer:
             result = self._result(stale, p.Status.DROPPED_STALE, {"receive": stale.parsed - stale.arrived,
                                                                   "total": now - stale.arrived})  # fmt: skip
             await self._send(ws, p.encode_server_message(result))
+        return False
 
-    async def _on_control(self, ws: ServerConnection, stream: StreamState, text: str) -> None:
+    async def _on_control(self, ws: ServerConnection, stream: StreamState, text: str) -> bool:
+        """Answer one control message; True when it was rejected."""
+        rejected = False
         try:
             message = p.decode_client_message(text, self.config.limits.max_control_bytes)
             if isinstance(message, p.Ping):
@@ -412,7 +419,9 @@ class RecognitionServer:
         except p.ProtocolError as exc:
             self.metrics.failure.labels(exc.code.value).inc()
             reply = p.ErrorMessage(exc.code.value, exc.message)
+            rejected = True
         await self._send(ws, p.encode_server_message(reply))
+        return rejected
 
     async def _stream_worker(self, ws: ServerConnection, stream: StreamState) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -21,6 +22,22 @@ class PendingFrame:
     deadline: float  # arrived + budget
 
 
+class ErrorThrottle:
+    """Token bucket for rejected messages: a burst is free, a sustained flood is slowed to `rate`/s."""
+
+    def __init__(self, rate: float = 200.0, burst: float = 200.0) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._last = burst, time.monotonic()
+
+    def delay(self) -> float:
+        """Take a token; return how long the caller should pause before reading more."""
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+
 @dataclass
 class StreamState:
     client: str
@@ -30,6 +47,7 @@ class StreamState:
     busy: bool = False  # the stream's worker is decoding/inferring a frame
     accepting: bool = True  # False once the server is shutting down
     worker: asyncio.Task | None = None
+    error_throttle: ErrorThrottle = field(default_factory=ErrorThrottle)
     _ema: np.ndarray | None = None
     _ema_model: object | None = None
 
