@@ -231,7 +231,9 @@ def test_cli_without_panda3d_names_the_extra_and_exits_2(monkeypatch, capsys):
 def test_cli_stream_without_a_server_says_so_and_exits_2(capsys):
     from sim import cli
 
-    code = cli.main(["stream", "--size", "64x48", "--fps", "10", "--duration", "0.5", "--url", "ws://127.0.0.1:9"])
+    code = cli.main(
+        ["stream", "--size", "64x48", "--fps", "10", "--duration", "0.5", "--url", "ws://127.0.0.1:9"]
+    )
     assert code == 2
     captured = capsys.readouterr()
     assert "cannot stream to ws://127.0.0.1:9" in captured.err
