@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import http
-import json
 import logging
 import signal
 import ssl
@@ -23,17 +20,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
 
 from server import __version__
 from server import protocol as p
 from server.batcher import BatchItem, DeadlineBatcher
+from server.gatekeeper import Gatekeeper
 from server.inference import InferenceModel
 from server.metrics import ServerMetrics
 from server.model_format import ModelFormatError
@@ -107,7 +102,7 @@ class RecognitionServer:
             compression=None,  # deflate costs ~10 ms per JPEG and gains nothing
             max_size=self.config.limits.max_message_bytes,
             max_queue=4,
-            process_request=self._process_request,
+            process_request=Gatekeeper(self).process_request,
             server_header=f"vr-serve/{__version__}",
             ping_interval=20,
             ping_timeout=20,
@@ -131,6 +126,14 @@ class RecognitionServer:
     @property
     def healthy(self) -> bool:
         return self.model is not None and not self._shutting_down
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
+
+    @property
+    def stream_count(self) -> int:
+        return len(self._streams)
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -226,68 +229,6 @@ class RecognitionServer:
                 continue  # still being written
             seen = current
             await self.reload()
-
-    # --- HTTP and handshake -------------------------------------------------------------------
-
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        url = urlsplit(request.path)
-        if url.path == "/healthz":
-            return self._healthz()
-        if url.path == "/metrics":
-            body = self.metrics.exposition()
-            return _response(http.HTTPStatus.OK, body, self.metrics.content_type)
-        if self._shutting_down:
-            return self._refuse(
-                http.HTTPStatus.SERVICE_UNAVAILABLE, p.ErrorCode.SHUTTING_DOWN, "server is stopping"
-            )
-        if self.model is None:
-            return self._refuse(
-                http.HTTPStatus.SERVICE_UNAVAILABLE, p.ErrorCode.MODEL_UNAVAILABLE, "model is loading"
-            )
-        if self.config.token is not None and not self._token_ok(request, url.query):
-            return self._refuse(
-                http.HTTPStatus.UNAUTHORIZED, p.ErrorCode.UNAUTHORIZED, "missing or wrong token"
-            )
-        origin = request.headers.get("Origin")
-        if self.config.allowed_origins and origin is not None and origin not in self.config.allowed_origins:
-            return self._refuse(
-                http.HTTPStatus.FORBIDDEN,
-                p.ErrorCode.FORBIDDEN_ORIGIN,
-                f"origin {origin[:100]!r} is not allowed",
-            )
-        if len(self._streams) >= self.config.max_streams:
-            return self._refuse(
-                http.HTTPStatus.SERVICE_UNAVAILABLE,
-                p.ErrorCode.TOO_MANY_STREAMS,
-                f"the server's limit of {self.config.max_streams} streams is reached",
-            )
-        return None
-
-    def _token_ok(self, request: Request, query: str) -> bool:
-        expected = self.config.token.encode()
-        header = request.headers.get("Authorization", "")
-        given = header[7:] if header.startswith("Bearer ") else ""
-        if not given:  # browsers cannot set headers: ?token=...
-            given = (parse_qs(query).get("token") or [""])[0]
-        return hmac.compare_digest(given.encode(), expected)
-
-    def _refuse(self, status: http.HTTPStatus, code: p.ErrorCode, message: str) -> Response:
-        self.metrics.refused.labels(code.value).inc()
-        body = p.encode_server_message(p.ErrorMessage(code.value, message, fatal=True)).encode()
-        return _response(status, body, "application/json")
-
-    def _healthz(self) -> Response:
-        model = self.model
-        state = "stopping" if self._shutting_down else ("ok" if model is not None else "starting")
-        body = {"status": state, "streams": len(self._streams)}
-        if model is not None:
-            body["model"] = {
-                "name": model.contract.name,
-                "version": model.contract.version,
-                "provider": model.provider,
-            }
-        status = http.HTTPStatus.OK if self.healthy else http.HTTPStatus.SERVICE_UNAVAILABLE
-        return _response(status, json.dumps(body).encode(), "application/json")
 
     # --- one connection -----------------------------------------------------------------------
 
@@ -543,13 +484,6 @@ class RecognitionServer:
         task = asyncio.create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
-    headers = Headers(
-        [("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")]
-    )
-    return Response(status.value, status.phrase, headers, body)
 
 
 def _peer(ws: ServerConnection) -> str:

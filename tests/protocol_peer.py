@@ -10,18 +10,17 @@ import http
 from collections.abc import AsyncIterator
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from server import protocol as p
+from server.gatekeeper import response
 
 MODEL = p.ModelInfo("peer", "1", ("jpeg", "rgb8", "rgba8"), 224, 224, "none")
 
 
 def refuse(status: http.HTTPStatus, code: p.ErrorCode, message: str) -> Response:
     body = p.encode_server_message(p.ErrorMessage(code.value, message, fatal=True)).encode()
-    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return Response(status.value, status.phrase, headers, body)
+    return response(status, body, "application/json")
 
 
 async def handle(ws: ServerConnection) -> None:
