@@ -2,9 +2,13 @@
 
 Frames from all streams meet here. A batch starts as soon as the inference thread is free (frames
 that arrived while it was busy ride together, up to max_batch), and optionally waits `max_wait_s`
-for more, but never past the earliest frame's deadline. A frame whose deadline has already passed
-when its batch starts is answered `late` without inference (policy "skip"), or run anyway
-(policy "infer"): spending the model on an answer nobody can use would delay the fresh frames.
+for more, but never past the earliest frame's deadline.
+
+Late frames (deadline already passed when the batch starts), policy "skip" (default): while fresh
+frames are waiting they go first and the late ones are answered `late` without inference, since
+spending the model on them would delay answers that can still be on time. When only late frames
+are waiting, they are run: each is its stream's newest frame, and an idle model under overload
+would only lower throughput. Policy "infer" runs every frame, earliest deadline first.
 """
 
 from __future__ import annotations
@@ -104,16 +108,7 @@ class DeadlineBatcher:
             finally:
                 self._busy = False
 
-    async def _run(self, batch: list[BatchItem]) -> None:
-        now = time.perf_counter()
-        run: list[BatchItem] = []
-        for item in batch:
-            if self.late_policy == "skip" and now > item.deadline:
-                _resolve(item, BatchOutcome(None, True, now - item.enqueued, 0.0, 0))
-            else:
-                run.append(item)
-        if not run:
-            return
+    async def _run(self, run: list[BatchItem]) -> None:
         self._busy = True
         start = time.perf_counter()
         stacked = np.stack([item.input for item in run])
@@ -147,9 +142,19 @@ class DeadlineBatcher:
                 return
 
     def _take_batch(self) -> list[BatchItem]:
-        """Up to max_batch frames for the same model, earliest deadline first."""
+        """Up to max_batch frames for one model, earliest deadline first; under policy "skip", late
+        frames are answered `late` here when fresh ones can take their place."""
         model = self._queue[0].model
         same = sorted((i for i in self._queue if i.model is model), key=lambda i: i.deadline)
+        if self.late_policy == "skip":
+            now = time.perf_counter()
+            fresh = [i for i in same if i.deadline >= now]
+            if fresh:
+                for item in same:
+                    if item.deadline < now:
+                        self._queue.remove(item)
+                        _resolve(item, BatchOutcome(None, True, now - item.enqueued, 0.0, 0))
+                same = fresh
         batch = same[: self.max_batch]
         for item in batch:
             self._queue.remove(item)

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--late-policy",
         choices=("skip", "infer"),
         default="skip",
-        help="frames already past their deadline: answer 'late' without inference (skip) or run them (infer)",
+        help="frames past their deadline: answer 'late' unrun while fresher frames wait (skip) or run all (infer)",
     )
     parser.add_argument(
         "--providers",

@@ -97,6 +97,22 @@ async def test_batcher_answers_late_frames_without_inference():
     assert model.batches == [1, 1, 1, 2]  # skip ran [blocker], [loose]; infer ran [blocker], [tight, loose]
 
 
+async def test_batcher_runs_late_frames_when_nothing_fresher_waits():
+    """Under overload an idle model only lowers throughput: the newest late frames are still run."""
+    model = SlowModel(0.1)
+    batcher = DeadlineBatcher(max_batch=1)
+    batcher.start()
+    try:
+        blocker = asyncio.create_task(batcher.submit(item(model, 1)))
+        await asyncio.sleep(0.02)
+        only_late = [asyncio.create_task(batcher.submit(item(model, v, budget_s=0.01))) for v in (2, 3)]
+        results = await asyncio.gather(blocker, *only_late)
+    finally:
+        await batcher.stop()
+    assert [r.late for r in results] == [False, False, False]
+    assert [r.probabilities[0] for r in results] == [1, 2, 3]
+
+
 async def test_batcher_never_waits_past_the_earliest_deadline():
     model = SlowModel(0.0)
     batcher = DeadlineBatcher(max_batch=8, max_wait_s=1.0)  # would wait a second for company
@@ -158,13 +174,15 @@ async def test_live_server_answers_late_frames_without_inference(tmp_path):
         async with (
             await RecognitionClient.connect(server.url, settings=patient) as hog,
             await RecognitionClient.connect(server.url, settings=tight) as hurried,
+            await RecognitionClient.connect(server.url, settings=patient) as fresh,
         ):
             frame = solid_jpeg("blue", 320, 180)
             await hog.send_frame(frame, width=320, height=180)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the model is busy with the hog's frame now
             await hurried.send_frame(frame, width=320, height=180)
-            hog_result, hurried_result = await hog.recv(timeout=30), await hurried.recv(timeout=30)
-    assert hog_result.status is p.Status.OK
-    assert hurried_result.status is p.Status.LATE
-    assert "infer" not in hurried_result.timings_ms
+            await fresh.send_frame(frame, width=320, height=180)
+            results = [await c.recv(timeout=30) for c in (hog, hurried, fresh)]
+    assert [r.status for r in results] == [p.Status.OK, p.Status.LATE, p.Status.OK]
+    assert "infer" not in results[1].timings_ms
+    assert results[1].top_k == ()
     assert server.metrics.late._value.get() == 1
