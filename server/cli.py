@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--late-policy",
         choices=("skip", "infer"),
         default="skip",
-        help="frames past their deadline: answer 'late' unrun while fresher frames wait (skip) or run all (infer)",
+        help="late frames: answer 'late' unrun while fresher frames wait (skip), or run them all (infer)",
     )
     parser.add_argument(
         "--providers",
