@@ -1,34 +1,313 @@
-"""vr-bench command line."""
+"""vr-bench command line: run the open-loop load, the baselines, and write JSON, text and a plot.
+
+    vr-bench --spawn --streams 4 --fps 90 --duration 10 --frames data/demo --baselines \\
+        --json bench.json --plot bench.png -- --model exported_models/default.onnx
+
+Everything after `--` goes to vr-serve when --spawn starts it. docs/benchmarks.md explains the
+method and every JSON key.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import dataclasses
+import importlib.util
+import json
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.frames import EncodedFrame, frames_from_folder, frames_from_sim, parse_size
+from bench.openloop import LoadConfig, run_load
+from bench.report import describe, machine_info, naive_section, print_err, run_report, sweep_table
+from bench.spawn import SpawnedServer, SpawnError
+from bench.stats import Summary, summarize
+
+SWEEPABLE = {"streams": int, "fps": float}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vr-bench",
         description="Open-loop latency benchmark: N streams send frames at a headset's display rate, "
-        "latency is measured from each frame's scheduled send time (docs/benchmarks.md).",
+        "latency is measured from each frame's scheduled send time (docs/benchmarks.md). "
+        "Arguments after `--` are passed to vr-serve with --spawn.",
     )
-    target = parser.add_mutually_exclusive_group()
+    target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="ws://host:port of a running vr-serve")
     target.add_argument("--spawn", action="store_true", help="start vr-serve for the run and stop it after")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--frames", type=Path, help="folder of images (jpg/png, searched recursively)")
+    source.add_argument("--sim", action="store_true", help="render frames of a head path with vr-sim")
+    parser.add_argument("--sim-seconds", type=float, default=2.0, help="seconds of head path --sim renders")
+    parser.add_argument("--max-frames", type=int, default=256, help="at most this many distinct frames")
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument(
         "--fps", type=float, default=90.0, help="frames per second per stream (72, 90, 120, ...)"
     )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds")
-    parser.add_argument("--json", help="write results to this JSON file")
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per configuration")
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="seconds sent first and left out of the statistics"
+    )
+    parser.add_argument(
+        "--drain", type=float, default=2.0, help="seconds to wait for answers after the last send"
+    )
+    parser.add_argument("--size", default="1280x720", help="frame size WxH (default: %(default)s)")
+    parser.add_argument("--quality", type=int, default=80, help="JPEG quality (default: %(default)s)")
+    parser.add_argument("--budget-ms", type=float, help="per-frame budget (default: 1000/fps)")
+    parser.add_argument("--token", help="bearer token for the server (also passed to a spawned vr-serve)")
+    parser.add_argument("--json", type=Path, help="write results to this JSON file")
+    parser.add_argument("--plot", type=Path, help="write latency CDFs and stage bars to this PNG")
+    parser.add_argument("--sweep", help="run several configurations, e.g. streams=1,2,4,8 or fps=72,90,120")
+    parser.add_argument(
+        "--baselines", action="store_true", help="also measure the floor, the bare model and the naive server"
+    )
+    parser.add_argument(
+        "--model", type=Path, help="the served .onnx, for the floor (default with --spawn: vr-serve's model)"
+    )
+    parser.add_argument(
+        "--naive-python",
+        default=sys.executable,
+        help="interpreter with torch for the naive baseline (default: this one)",
+    )
+    parser.add_argument(
+        "--naive-drain",
+        type=float,
+        default=10.0,
+        help="seconds the naive server gets to work off its FIFO after the last send (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seeds stream phases and frame order")
     return parser
 
 
+def split_server_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1 :]
+    return argv, []
+
+
+def parse_sweep(text: str | None, args: argparse.Namespace) -> tuple[str | None, list[float]]:
+    if not text:
+        return None, [args.streams]
+    param, _, values = text.partition("=")
+    if param not in SWEEPABLE or not values:
+        raise ValueError(f"--sweep takes {' or '.join(SWEEPABLE)}=V1,V2,..., not {text!r}")
+    return param, [SWEEPABLE[param](v) for v in values.split(",") if v.strip()]
+
+
+@dataclass
+class ServedModel:
+    """What the floor needs: the file vr-serve serves and its session settings."""
+
+    path: Path | None
+    providers: str = "auto"
+    threads: int | None = None
+    why_missing: str | None = None
+
+
+def served_model(args: argparse.Namespace, server_args: list[str]) -> ServedModel:
+    from server.cli import SetupError, find_default_model
+    from server.cli import build_parser as server_parser
+
+    served, _ = server_parser().parse_known_args(server_args)
+    if args.model is not None:
+        return ServedModel(args.model, served.providers, served.threads)
+    if not args.spawn:
+        return ServedModel(None, why_missing="floor skipped: pass --model PATH (the file the server serves)")
+    try:
+        path = served.model if served.model is not None else find_default_model(served.models_dir)
+    except SetupError as exc:
+        return ServedModel(None, why_missing=f"floor skipped: {exc}")
+    return ServedModel(path, served.providers, served.threads)
+
+
+def load_frames(args: argparse.Namespace, fps: float) -> tuple[list[EncodedFrame], str]:
+    size = parse_size(args.size)
+    if args.sim:
+        return frames_from_sim(size, args.quality, fps, args.sim_seconds), f"vr-sim ({args.sim_seconds:g} s)"
+    return frames_from_folder(args.frames, size, args.quality, args.max_frames), str(args.frames)
+
+
+def load_configs(
+    args: argparse.Namespace, url: str, param: str | None, values: list[float]
+) -> list[LoadConfig]:
+    configs = []
+    for value in values:
+        streams = int(value) if param == "streams" else args.streams
+        fps = float(value) if param == "fps" else args.fps
+        configs.append(
+            LoadConfig(
+                url=url,
+                streams=streams,
+                fps=fps,
+                duration_s=args.duration,
+                budget_ms=args.budget_ms or 1000.0 / fps,
+                warmup_s=args.warmup,
+                drain_s=args.drain,
+                token=args.token,
+                seed=args.seed,
+            )
+        )
+    return configs
+
+
+def run_all(
+    configs: list[LoadConfig], url: str, frames: list[EncodedFrame], drain_s: float | None = None
+) -> list[tuple[Summary, object]]:
+    """Each configuration in turn against the same server at `url`."""
+    results = []
+    for config in configs:
+        config = dataclasses.replace(config, url=url, drain_s=config.drain_s if drain_s is None else drain_s)
+        run = asyncio.run(run_load(config, frames))
+        results.append((summarize(run), run))
+    return results
+
+
+def series_label(report: dict, param: str) -> str:
+    """'1 stream', '4 streams', '90 fps' for plot legends."""
+    value = report["config"][param]
+    name = param[:-1] if param == "streams" and value == 1 else param
+    return f"{value:g} {name}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    del args
-    print("vr-bench: the benchmark is not built yet (it is the vr-bench issue).", file=sys.stderr)
-    return 2
+    own_args, server_args = split_server_args(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args = parser.parse_args(own_args)
+    if server_args and not args.spawn:
+        parser.error("arguments after -- are for vr-serve and need --spawn")
+    try:
+        param, values = parse_sweep(args.sweep, args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.token and args.spawn and "--token" not in server_args:
+        server_args += ["--token", args.token]
+
+    try:
+        frames, frames_source = load_frames(args, args.fps)
+    except (ValueError, RuntimeError) as exc:
+        print_err(f"vr-bench: {exc}")
+        return 2
+    print_err(f"vr-bench: {len(frames)} frames from {frames_source}, {args.size} q{args.quality}")
+    model = served_model(args, server_args)
+    configs = load_configs(args, args.url or "", param, values)
+
+    try:
+        with contextlib.ExitStack() as stack:
+            url = args.url
+            if args.spawn:
+                server = stack.enter_context(SpawnedServer.vr_serve(server_args))
+                url = server.url
+                print_err(f"vr-bench: spawned vr-serve at {url}")
+            ours = run_all(configs, url, frames)
+    except (SpawnError, ConnectionError, OSError) as exc:
+        print_err(f"vr-bench: {type(exc).__name__}: {exc}")
+        return 2
+
+    floor_report, floor_samples, naive_runs, baselines_skipped, naive_skipped = None, None, None, None, None
+    notes: list[str] = []
+    if not args.baselines:
+        baselines_skipped = "not asked for (--baselines)"
+        naive_skipped = baselines_skipped
+    else:
+        from bench.baselines import measure_floor, spawn_naive_server, torch_missing_reason
+
+        contract = None
+        if model.path is None:
+            baselines_skipped = model.why_missing
+        else:
+            floor = measure_floor(model.path, frames, model.providers, model.threads)
+            floor_report, floor_samples, contract = floor.report(), floor.floor_ms, floor.contract
+            served_name = ours[0][1].model_name
+            if served_name and served_name != contract.name:
+                notes.append(f"the floor's model {contract.name!r} is not the served model {served_name!r}")
+        naive_skipped = torch_missing_reason(args.naive_python) if contract is not None else baselines_skipped
+        if naive_skipped is None:
+            try:
+                with spawn_naive_server(args.naive_python, contract, model.threads) as naive_server:
+                    naive_runs = run_all(configs, naive_server.url, frames, args.naive_drain)
+            except (SpawnError, ConnectionError, OSError) as exc:
+                naive_skipped = f"naive baseline failed: {type(exc).__name__}: {str(exc)[-500:]}"
+        if naive_skipped:
+            print_err(f"vr-bench: {naive_skipped}")
+
+    plot_path = args.plot
+    if plot_path and importlib.util.find_spec("matplotlib") is None:
+        notes.append("no plot: matplotlib is not installed (pip install matplotlib)")
+        print_err(f"vr-bench: {notes[-1]}")
+        plot_path = None
+
+    reports = []
+    for index, (summary, run) in enumerate(ours):
+        config = run.config
+        naive_report = naive_runs[index][0].report if naive_runs else None
+        config_json = {
+            "url": None if args.spawn else config.url,
+            "spawned": bool(args.spawn),
+            "server_args": server_args,
+            "server": run.server_name,
+            "streams": config.streams,
+            "fps": config.fps,
+            "duration_s": config.duration_s,
+            "warmup_s": config.warmup_s,
+            "drain_s": config.drain_s,
+            "size": args.size,
+            "quality": args.quality,
+            "budget_ms": round(config.budget_ms, 4),
+            "frames_source": frames_source,
+            "distinct_frames": len(frames),
+            "mean_frame_bytes": round(sum(len(f.jpeg) for f in frames) / len(frames)),
+            "model_path": None if model.path is None else str(model.path),
+            "model_name": run.model_name,
+            "seed": config.seed,
+        }
+        reports.append(
+            run_report(
+                config_json,
+                machine_info(run.provider),
+                summary.report,
+                floor_report,
+                naive_section(naive_report, summary.report, naive_skipped),
+                baselines_skipped,
+                notes + run.notes + (naive_runs[index][1].notes if naive_runs else []),
+            )
+        )
+        print(describe(reports[-1]), flush=True)
+    if param:
+        print(sweep_table(param, reports), flush=True)
+
+    if args.json:
+        document = reports[0] if not param else {
+            "schema": reports[0]["schema"],
+            "sweep": {"param": param, "values": values},
+            "machine": reports[0]["machine"],
+            "runs": reports,
+        }  # fmt: skip
+        if not param:
+            document = {**document, "sweep": None}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        print_err(f"vr-bench: wrote {args.json}")
+    if plot_path:
+        from bench.plot import PlotSeries, save_plot
+
+        series = [
+            PlotSeries(
+                label=series_label(report, param or "streams"),
+                ours_ms=summary.e2e_ms,
+                report=report,
+                naive_ms=naive_runs[index][0].e2e_ms if naive_runs else None,
+                floor_ms=floor_samples,
+            )
+            for index, ((summary, _), report) in enumerate(zip(ours, reports, strict=True))
+        ]
+        plot_path.parent.mkdir(parents=True, exist_ok=True)
+        save_plot(series, plot_path, param)
+        print_err(f"vr-bench: wrote {plot_path}")
+    return 0
 
 
 if __name__ == "__main__":

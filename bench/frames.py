@@ -1,0 +1,88 @@
+"""The frames every stream sends, prepared once up front.
+
+Resizing and JPEG encoding happen before the clock starts, so the load generator spends its time
+sending, not encoding: what is measured is the server, at the rate a headset would send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    jpeg: bytes
+    width: int
+    height: int
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (1280, 720)."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like 1280x720, not {text!r}") from None
+    if width < 1 or height < 1:
+        raise ValueError(f"size must be positive, not {text!r}")
+    return width, height
+
+
+def encode(rgb: np.ndarray, size: tuple[int, int], quality: int) -> EncodedFrame:
+    """Resize to the headset's frame size and JPEG-encode, as the headset would before sending."""
+    width, height = size
+    if rgb.shape[1] != width or rgb.shape[0] != height:
+        shrinking = width < rgb.shape[1] or height < rgb.shape[0]
+        rgb = cv2.resize(
+            rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        )
+    ok, data = cv2.imencode(
+        ".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    )
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return EncodedFrame(data.tobytes(), width, height)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image below `folder`, in a stable order so two runs send the same frames."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def frames_from_folder(
+    folder: Path, size: tuple[int, int], quality: int, limit: int = 256
+) -> list[EncodedFrame]:
+    """Up to `limit` images from a folder (spread evenly over it), resized and encoded."""
+    files = image_files(folder)
+    if not files:
+        raise ValueError(f"no images (jpg/png) found under {folder}")
+    if len(files) > limit:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+    frames = []
+    for path in files:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            continue  # unreadable file: skip it rather than abort a benchmark
+        frames.append(encode(bgr[:, :, ::-1], size, quality))
+    if not frames:
+        raise ValueError(f"none of the images under {folder} could be read")
+    return frames
+
+
+def frames_from_sim(
+    size: tuple[int, int], quality: int, fps: float, seconds: float = 2.0
+) -> list[EncodedFrame]:
+    """`seconds` of a simulated head path rendered by vr-sim: consecutive frames of a moving view."""
+    try:
+        from sim.catalog import DEFAULT_CLASSES
+        from sim.headset import LiveScene
+    except ImportError as exc:
+        raise RuntimeError(f"--sim needs the sim extra (pip install '.[sim]'): {exc}") from None
+    count = max(1, round(fps * seconds))
+    with LiveScene(size[0], size[1], DEFAULT_CLASSES, seed=0, fps=fps) as scene:
+        return [encode(scene.next_frame().rgb, size, quality) for _ in range(count)]

@@ -1,0 +1,80 @@
+"""Start a server process for the run and stop it afterwards, so one command measures everything.
+
+Both vr-serve and the naive baseline server print "listening on ws://HOST:PORT" and then "ready:"
+once the model is warm; the URL is read from the first line and the run waits for the second.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SpawnError(RuntimeError):
+    """The server process exited or never became ready; the message carries its log."""
+
+
+class SpawnedServer:
+    """A server subprocess on a free loopback port; use as a context manager."""
+
+    def __init__(self, command: list[str], name: str, ready_timeout: float = 120.0) -> None:
+        self.name = name
+        # Closed (and deleted) in stop(), which every path reaches.
+        self._log_file = tempfile.NamedTemporaryFile("w+", prefix=f"vr-bench-{name}-", suffix=".log")  # noqa: SIM115
+        env = dict(os.environ)
+        # The naive server may run under another interpreter (one with torch): let it find the project.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.proc = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env)
+        try:
+            self.url = self._wait_for(r"listening on (wss?://[\w.\-\[\]:]+:\d+)", ready_timeout).group(1)
+            self._wait_for(r"ready: ", ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    @classmethod
+    def vr_serve(cls, server_args: list[str]) -> SpawnedServer:
+        return cls([sys.executable, "-m", "server.cli", "--port", "0", *server_args], "vr-serve")
+
+    def log(self) -> str:
+        self._log_file.flush()
+        with open(self._log_file.name, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+
+    def _wait_for(self, pattern: str, timeout: float) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.log())
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                raise SpawnError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            time.sleep(0.05)
+        raise SpawnError(f"{self.name} was not ready within {timeout:.0f} s:\n{self.log()[-4000:]}")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM (graceful: in-flight frames are answered), then wait; SIGKILL only if it hangs."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> SpawnedServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
