@@ -25,32 +25,41 @@ class SpawnError(RuntimeError):
 class SpawnedServer:
     """A server subprocess on a free loopback port; use as a context manager."""
 
-    def __init__(self, command: list[str], name: str, ready_timeout: float = 120.0) -> None:
+    def __init__(
+        self, command: list[str], name: str, ready_timeout: float = 120.0, log_path: Path | None = None
+    ) -> None:
         self.name = name
-        # Closed (and deleted) in stop(), which every path reaches.
-        self._log_file = tempfile.NamedTemporaryFile("w+", prefix=f"vr-bench-{name}-", suffix=".log")  # noqa: SIM115
+        # Closed in stop(), which every path reaches; a temporary log is deleted then, a given one kept.
+        if log_path is None:
+            self._log_file = tempfile.NamedTemporaryFile("w+", prefix=f"vr-bench-{name}-", suffix=".log")  # noqa: SIM115
+        else:
+            self._log_file = open(log_path, "w+")  # noqa: SIM115
+        self._log_name = self._log_file.name
         env = dict(os.environ)
         # The naive server may run under another interpreter (one with torch): let it find the project.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env)
         try:
-            self.url = self._wait_for(r"listening on (wss?://[\w.\-\[\]:]+:\d+)", ready_timeout).group(1)
-            self._wait_for(r"ready: ", ready_timeout)
+            self.url = self.wait_for(r"listening on (wss?://[\w.\-\[\]:]+:\d+)", ready_timeout).group(1)
+            self.wait_for(r"ready: ", ready_timeout)
         except BaseException:
             self.stop()
             raise
 
     @classmethod
-    def vr_serve(cls, server_args: list[str]) -> SpawnedServer:
-        return cls([sys.executable, "-m", "server.cli", "--port", "0", *server_args], "vr-serve")
+    def vr_serve(cls, server_args: list[str], log_path: Path | None = None) -> SpawnedServer:
+        return cls(
+            [sys.executable, "-m", "server.cli", "--port", "0", *server_args], "vr-serve", log_path=log_path
+        )
 
     def log(self) -> str:
-        self._log_file.flush()
-        with open(self._log_file.name, encoding="utf-8", errors="replace") as handle:
+        if not self._log_file.closed:
+            self._log_file.flush()
+        with open(self._log_name, encoding="utf-8", errors="replace") as handle:
             return handle.read()
 
-    def _wait_for(self, pattern: str, timeout: float) -> re.Match:
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             match = re.search(pattern, self.log())

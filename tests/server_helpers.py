@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import re
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from bench.spawn import SpawnedServer
 from server.app import RecognitionServer, ServerConfig
 
 COLOURS_BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
@@ -39,38 +36,6 @@ async def serving(model_path: Path, load: bool = True, **config) -> AsyncIterato
         await server.shutdown()
 
 
-class ServerProcess:
-    """`vr-serve` in a subprocess, for signals (SIGHUP, SIGTERM) and import checks."""
-
-    def __init__(self, args: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "--port", "0", *args],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = self.wait_for(r"listening on (wss?://[\d.]+:\d+)").group(1)
-        self.wait_for(r"ready: ")
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = re.search(pattern, self.log())
-            if match:
-                return match
-            if self.proc.poll() is not None:
-                raise AssertionError(f"vr-serve exited {self.proc.returncode}:\n{self.log()}")
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} in vr-serve's log within {timeout} s:\n{self.log()}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=15)
-        finally:
-            self._log.close()
+def ServerProcess(args: list[str], log_path: Path) -> SpawnedServer:
+    """`vr-serve` in a subprocess (for signals and import checks), its log kept at `log_path`."""
+    return SpawnedServer.vr_serve(args, log_path=log_path)
