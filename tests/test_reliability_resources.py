@@ -114,8 +114,12 @@ def test_soak_eight_streams_at_30_hz(tmp_path):
     assert answered == counts["sent"]  # every frame answered, whatever the load
     assert counts.get("ok", 0) > 0
     assert growth <= 0.05
-    for key in ("process_open_fds", "vr_event_loop_tasks", "vr_threads"):
+    for key in ("process_open_fds", "vr_threads"):
         assert max(s[key] for s in samples) <= warm[key], (key, [s[key] for s in samples])
+    # Tasks come and go with the frames in flight (a few per stream at any instant): bounded, no trend.
+    tasks = [s["vr_event_loop_tasks"] for s in samples]
+    assert max(tasks) <= warm["vr_event_loop_tasks"] + 2 * 8, tasks
+    assert np.median(tasks[len(tasks) // 2 :]) <= np.median(tasks[: max(1, len(tasks) // 2)]) + 2, tasks
     assert warm["vr_active_streams"] == 8
     assert idle["vr_active_streams"] == 0
     assert "Traceback" not in server.log()
