@@ -161,8 +161,11 @@ class InferenceModel:
         return probabilities.astype(np.float32, copy=False)
 
     def warm_up(self, max_batch: int) -> None:
+        """First runs allocate (and on TensorRT build an engine per shape), so do them before serving.
+        On the CPU a batch-1 pass is enough; a max-batch pass there would only delay readiness."""
         c = self.contract
-        for size in sorted({1, max(1, max_batch)}):
+        sizes = [1, max(1, max_batch)] if self.on_gpu else [1]
+        for size in dict.fromkeys(sizes):
             batch = np.zeros((size, c.input_height, c.input_width, 3), dtype=np.uint8)
             for _ in range(2):
                 out = self.run(batch)
