@@ -103,9 +103,12 @@ def server(tmp_path):
     process.stop()
 
 
-async def attack(url: str, messages: list[bytes | str]) -> list[p.ServerMessage]:
-    """Send everything on one stream while reading; return the replies (one expected per message)."""
+async def attack(url: str, messages: list[bytes | str], window: int = 64) -> list[p.ServerMessage]:
+    """Send everything on one stream while reading, at most `window` unanswered messages ahead (a
+    flood far beyond that is throttled by the server and eventually dropped by its keepalive);
+    return the replies (one expected per message)."""
     replies: list[p.ServerMessage] = []
+    ahead = asyncio.Semaphore(window)
     async with connect(url, compression=None, max_size=None) as ws:
         await ws.send(p.encode_client_message(p.ClientHello(settings=p.StreamSettings(budget_ms=60_000))))
         assert isinstance(p.decode_server_message(await ws.recv()), p.ServerHello)
@@ -113,11 +116,13 @@ async def attack(url: str, messages: list[bytes | str]) -> list[p.ServerMessage]
         async def read() -> None:
             while len(replies) < len(messages):
                 replies.append(p.decode_server_message(await ws.recv()))
+                ahead.release()
 
         reader = asyncio.create_task(read())
         for message in messages:
+            await ahead.acquire()
             await ws.send(message)
-        await asyncio.wait_for(reader, 120)
+        await asyncio.wait_for(reader, 300)
     return replies
 
 
