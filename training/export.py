@@ -1,0 +1,192 @@
+"""Checkpoint -> one self-describing .onnx file that vr-serve can load, checked against torch.
+
+The graph takes uint8 [batch, H, W, 3] `image` and returns softmax `probabilities`; normalisation is
+inside. The metadata is server.model_format.ModelContract.to_metadata(), so what the server reads back
+is exactly what was written. Before the file is written, torch and onnxruntime are compared on real
+validation frames prepared by server.preprocess.preprocess_jpeg; below 99.5 % top-1 agreement the
+export fails instead of shipping a model that serves differently from how it validated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract
+from training.backbones import build_backbone
+from training.checkpoints import load_checkpoint
+from training.config import TrainVrError
+from training.data_sources import DatasetError, index_dataset
+from training.datasets import contract_for, serving_inputs
+from training.serving_model import ServingModel
+
+MIN_TOP1_AGREEMENT = 0.995
+MAX_PARITY_FRAMES = 512
+PARITY_BATCH = 32
+
+
+class ExportError(TrainVrError):
+    """The exported graph does not behave like the checkpoint, or cannot be written as one file."""
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any]) -> ServingModel:
+    backbone = build_backbone(checkpoint["arch"], len(checkpoint["classes"]), weights="none")
+    model = ServingModel(backbone.module, tuple(checkpoint["mean"]), tuple(checkpoint["std"]))
+    model.load_state_dict(checkpoint["model"])
+    return model.eval()
+
+
+def parity_frames(checkpoint: dict[str, Any], data: str | None, limit: int) -> tuple[np.ndarray, str]:
+    """Validation frames of the training data through the serving preprocessing (uint8 [N, H, W, 3])."""
+    config = checkpoint["config"]
+    root = data or config["data"]
+    try:
+        index = index_dataset(root, config["val_fraction"], config["seed"])
+    except DatasetError as error:
+        raise ExportError(
+            f"the parity check needs the validation frames: {error}. "
+            "Pass --parity-data DIR if the data moved."
+        ) from None
+    samples = index.val[:limit]
+    contract = contract_for(
+        tuple(checkpoint["classes"]), checkpoint["img_size"], checkpoint["resize_shorter"]
+    )
+    images, _ = serving_inputs(samples, contract)
+    return images.numpy(), str(root)
+
+
+def to_onnx(model: ServingModel, img_size: int, opset: int):
+    """torch.onnx.export with the dynamo exporter (torch 2.14's default) and a dynamic batch axis."""
+    example = torch.zeros((2, img_size, img_size, 3), dtype=torch.uint8)
+    program = torch.onnx.export(
+        model,
+        (example,),
+        dynamo=True,
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        opset_version=opset,
+        optimize=True,
+        verbose=False,
+    )
+    return program.model_proto
+
+
+def strip_stack_traces(proto) -> None:
+    """Drop the exporter's per-node Python stack traces: they name this machine's source paths."""
+    nodes = list(proto.graph.node) + [node for function in proto.functions for node in function.node]
+    for node in nodes:
+        kept = [(p.key, p.value) for p in node.metadata_props if not p.key.endswith("stack_trace")]
+        del node.metadata_props[:]
+        for key, value in kept:
+            node.metadata_props.add(key=key, value=value)
+
+
+def compare(reference: ServingModel, onnx_bytes: bytes, frames: np.ndarray) -> dict[str, Any]:
+    """Max abs probability difference and top-1 agreement, torch (float32) vs onnxruntime (CPU)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    differences, agreements = [], []
+    for start in range(0, len(frames), PARITY_BATCH):
+        batch = frames[start : start + PARITY_BATCH]
+        with torch.no_grad():
+            expected = reference(torch.from_numpy(batch)).numpy()
+        actual = session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0].astype(np.float32)
+        differences.append(float(np.abs(actual - expected).max()))
+        agreements.append(actual.argmax(axis=1) == expected.argmax(axis=1))
+    agree = np.concatenate(agreements)
+    return {
+        "frames": len(frames),
+        "max_abs_diff": max(differences),
+        "top1_agreement": float(agree.mean()),
+        "batch_sizes": sorted(
+            {len(frames[s : s + PARITY_BATCH]) for s in range(0, len(frames), PARITY_BATCH)}
+        ),
+    }
+
+
+def export_checkpoint(
+    checkpoint_path: str | Path,
+    out: str | Path,
+    *,
+    fp16: bool = False,
+    opset: int = 18,
+    name: str = "",
+    parity_data: str | None = None,
+    parity_limit: int = MAX_PARITY_FRAMES,
+) -> dict[str, Any]:
+    """Write `out` (.onnx) and `out` with .parity.json; returns the parity figures."""
+    import onnx
+
+    out = Path(out)
+    checkpoint = load_checkpoint(checkpoint_path)
+    reference = model_from_checkpoint(checkpoint)
+    reference.output_probabilities = True
+    exported = model_from_checkpoint(checkpoint)
+    exported.output_probabilities = True
+    if fp16:
+        exported.backbone.half()
+        exported.compute_dtype = torch.float16
+    frames, data_root = parity_frames(checkpoint, parity_data, parity_limit)
+    proto = to_onnx(exported, checkpoint["img_size"], opset)
+    parity = compare(reference, proto.SerializeToString(), frames)
+    parity.update({"reference": "torch float32 checkpoint", "onnx_dtype": "float16" if fp16 else "float32"})
+    print(
+        f"parity on {parity['frames']} validation frames: max abs diff {parity['max_abs_diff']:.3g}, "
+        f"top-1 agreement {parity['top1_agreement']:.2%}",
+        flush=True,
+    )
+    if parity["top1_agreement"] < MIN_TOP1_AGREEMENT:
+        raise ExportError(
+            f"onnxruntime agrees with torch on only {parity['top1_agreement']:.2%} of top-1 predictions "
+            f"(need {MIN_TOP1_AGREEMENT:.1%}); not writing {out}"
+        )
+
+    config = checkpoint["config"]
+    created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    contract = ModelContract(
+        name=name or config.get("name") or Path(config["out"]).name,
+        version=created,
+        classes=tuple(checkpoint["classes"]),
+        input_height=checkpoint["img_size"],
+        input_width=checkpoint["img_size"],
+        resize_shorter=checkpoint["resize_shorter"],
+        mean=tuple(checkpoint["mean"]),
+        std=tuple(checkpoint["std"]),
+        arch=checkpoint["arch"],
+        created=created,
+        val_accuracy=checkpoint.get("val_accuracy"),
+        dataset=checkpoint["dataset"],
+        training={
+            "config": {k: v for k, v in config.items() if k not in ("data", "out")},
+            "weights": checkpoint.get("weights", ""),
+            "best_epoch": checkpoint.get("epoch"),
+            "fp16": fp16,
+            "opset": opset,
+            "torch": torch.__version__,
+            "parity": parity,
+        },
+    )
+    strip_stack_traces(proto)
+    del proto.metadata_props[:]
+    for key, value in contract.to_metadata().items():
+        proto.metadata_props.add(key=key, value=value)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.tmp")
+    onnx.save_model(proto, temporary, save_as_external_data=False)
+    onnx.checker.check_model(str(temporary))
+    os.replace(temporary, out)
+    parity_path = out.with_suffix(".parity.json")
+    parity_path.write_text(
+        json.dumps({"model": out.name, "data": Path(data_root).name, **parity}, indent=2) + "\n"
+    )
+    size_mb = out.stat().st_size / 1e6
+    print(f"wrote {out} ({size_mb:.1f} MB, one file) and {parity_path.name}", flush=True)
+    return {**parity, "path": str(out), "size_mb": round(size_mb, 2)}

@@ -1,0 +1,130 @@
+"""The fine-tuning recipe: partial freezing, discriminative learning rates, schedules and L2-SP.
+
+From the product's recipe: replace the head, train the backbone at a lower learning rate than the head
+(1/10 by default), SGD with momentum (or AdamW), a decaying schedule (StepLR, poly α·(1−t/T)^γ, or
+cosine with warmup), and L2-SP: λ‖θ−θpre‖² pulls the backbone toward its starting weights instead of
+toward zero, keeping what pretraining learnt when the new dataset is small.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from training.backbones import Backbone
+from training.config import TrainConfig
+
+
+def frozen_prefixes(backbone: Backbone, freeze: str) -> tuple[str, ...]:
+    """Module-name prefixes that `--freeze` keeps fixed: none, everything but the head, or up to a stage."""
+    names = [name for name, _ in backbone.stages]
+    if freeze == "none":
+        return ()
+    if freeze == "head-only":
+        return tuple(prefix for _, prefixes in backbone.stages for prefix in prefixes)
+    if freeze not in names:
+        raise ValueError(
+            f"--freeze {freeze!r} is not a stage of {backbone.arch}; choose none, head-only or one of {names}"
+        )
+    last = names.index(freeze)
+    return tuple(prefix for _, prefixes in backbone.stages[: last + 1] for prefix in prefixes)
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def apply_freeze(backbone: Backbone, freeze: str) -> tuple[str, ...]:
+    """Turn off gradients of the frozen stages; returns their prefixes (for keep_frozen_bn_in_eval)."""
+    prefixes = frozen_prefixes(backbone, freeze)
+    for name, parameter in backbone.module.named_parameters():
+        parameter.requires_grad_(not _under(name, prefixes))
+    return prefixes
+
+
+def keep_frozen_bn_in_eval(backbone: Backbone, prefixes: tuple[str, ...]) -> None:
+    """Frozen stages keep their batch-norm statistics too (call after model.train())."""
+    for name, module in backbone.module.named_modules():
+        if prefixes and _under(name, prefixes) and isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def split_parameters(backbone: Backbone) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Trainable (backbone, head) parameters."""
+    head_prefix = backbone.head + "."
+    body, head = [], []
+    for name, parameter in backbone.module.named_parameters():
+        if parameter.requires_grad:
+            (head if name.startswith(head_prefix) else body).append(parameter)
+    return body, head
+
+
+def build_optimizer(backbone: Backbone, config: TrainConfig) -> torch.optim.Optimizer:
+    """Two parameter groups: backbone at lr * backbone_lr_mult, head at lr.
+
+    With L2-SP the backbone gets no weight decay (the L2-SP term replaces it, as in the L2-SP paper);
+    the new head keeps ordinary weight decay.
+    """
+    body, head = split_parameters(backbone)
+    body_decay = 0.0 if config.l2sp > 0 else config.weight_decay
+    groups = [
+        {"params": head, "lr": config.lr, "weight_decay": config.weight_decay, "name": "head"},
+    ]
+    if body:
+        groups.insert(
+            0,
+            {
+                "params": body,
+                "lr": config.lr * config.effective_backbone_lr_mult,
+                "weight_decay": body_decay,
+                "name": "backbone",
+            },
+        )
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=False)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    raise ValueError(f"unknown --optimizer {config.optimizer!r}; choose sgd or adamw")
+
+
+def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """Multiplier of each group's base learning rate at optimizer step t (stepped every batch).
+
+    step:   gamma ** (epoch // step_size)          (torch StepLR's schedule)
+    poly:   (1 - t / T) ** poly_power              (α·(1−t/T)^γ)
+    cosine: 0.5 * (1 + cos(pi * t / T))
+    All after an optional linear warmup of warmup_epochs.
+    """
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    if config.schedule not in ("step", "poly", "cosine"):
+        raise ValueError(f"unknown --schedule {config.schedule!r}; choose step, poly or cosine")
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.schedule == "step":
+            return config.gamma ** ((step // steps_per_epoch) // max(1, config.step_size))
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if config.schedule == "poly":
+            return (1.0 - progress) ** config.poly_power
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class L2SP:
+    """λ Σ‖θ − θpre‖² over the trainable backbone parameters, θpre copied when this object is made."""
+
+    def __init__(self, backbone: Backbone, strength: float) -> None:
+        self.strength = strength
+        body, _ = split_parameters(backbone)
+        self.pairs = [(p, p.detach().clone()) for p in body] if strength > 0 else []
+
+    def penalty(self) -> torch.Tensor | float:
+        if not self.pairs:
+            return 0.0
+        return self.strength * sum(((p - start) ** 2).sum() for p, start in self.pairs)
