@@ -23,6 +23,17 @@ def solid_jpeg(colour: str, width: int = 320, height: int = 180, quality: int = 
     return buffer.tobytes()
 
 
+async def classify(client, colour: str = "red"):
+    """Send one solid-colour frame and return its result, skipping other messages (model changes)."""
+    from server import protocol as p
+
+    await client.send_frame(solid_jpeg(colour), width=320, height=180)
+    while True:
+        message = await client.recv(timeout=30)
+        if isinstance(message, p.Result):
+            return message
+
+
 @contextlib.asynccontextmanager
 async def serving(model_path: Path, load: bool = True, **config) -> AsyncIterator[RecognitionServer]:
     server = RecognitionServer(ServerConfig(model_path=model_path, port=0, **config))

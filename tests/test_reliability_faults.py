@@ -9,17 +9,9 @@ from server import app as app_module
 from server import protocol as p
 from server.client import RecognitionClient
 from tests.onnx_models import write_colour_model
-from tests.server_helpers import serving, solid_jpeg
+from tests.server_helpers import classify, serving
 
 PATIENT = p.StreamSettings(budget_ms=30_000)
-
-
-async def one(client: RecognitionClient, colour: str = "red") -> p.Result:
-    await client.send_frame(solid_jpeg(colour), width=320, height=180)
-    while True:
-        message = await client.recv(timeout=30)
-        if isinstance(message, p.Result):
-            return message
 
 
 async def test_inference_and_decode_failures_fail_frames_not_streams(tmp_path, monkeypatch, caplog):
@@ -29,7 +21,7 @@ async def test_inference_and_decode_failures_fail_frames_not_streams(tmp_path, m
         serving(model) as server,
         await RecognitionClient.connect(server.url, settings=PATIENT) as client,
     ):
-        assert (await one(client)).status is p.Status.OK
+        assert (await classify(client)).status is p.Status.OK
 
         real_run, failures = server.model.run, {"left": 2}
 
@@ -40,10 +32,10 @@ async def test_inference_and_decode_failures_fail_frames_not_streams(tmp_path, m
             return real_run(batch)
 
         monkeypatch.setattr(server.model, "run", flaky_run)
-        broken = [await one(client) for _ in range(2)]
+        broken = [await classify(client) for _ in range(2)]
         assert [(r.status, r.error.code) for r in broken] == [(p.Status.ERROR, "internal_error")] * 2
         assert "CUDA" not in broken[0].error.message  # internals stay in the server log
-        assert (await one(client, "blue")).top_k[0].label == "blue"  # recovered by itself
+        assert (await classify(client, "blue")).top_k[0].label == "blue"  # recovered by itself
 
         real_preprocess = app_module.preprocess_frame
         calls = {"n": 0}
@@ -55,9 +47,9 @@ async def test_inference_and_decode_failures_fail_frames_not_streams(tmp_path, m
             return real_preprocess(*args)
 
         monkeypatch.setattr(app_module, "preprocess_frame", flaky_preprocess)
-        failed = await one(client)
+        failed = await classify(client)
         assert (failed.status, failed.error.code) == (p.Status.ERROR, "internal_error")
-        assert (await one(client, "green")).top_k[0].label == "green"
+        assert (await classify(client, "green")).top_k[0].label == "green"
     assert server.metrics.failure.labels("internal_error")._value.get() == 3
     assert any("failed" in r.getMessage() for r in caplog.records)  # logged server-side, with traceback
 
@@ -70,16 +62,16 @@ async def test_watched_model_deleted_or_corrupted_keeps_the_old_model(tmp_path):
     ):
         path.unlink()  # deleted
         await asyncio.sleep(0.3)
-        assert (await one(client)).model_version == "v1"
+        assert (await classify(client)).model_version == "v1"
         path.write_bytes(b"\x00" * 1000)  # corrupted
         for _ in range(100):
             if server.metrics.model_reloads.labels("rejected")._value.get():
                 break
             await asyncio.sleep(0.05)
         assert server.metrics.model_reloads.labels("rejected")._value.get() >= 1
-        result = await one(client, "blue")
+        result = await classify(client, "blue")
         assert (result.status, result.model_version, result.top_k[0].label) == (p.Status.OK, "v1", "blue")
         write_colour_model(tmp_path / "next.onnx", version="v2").replace(path)  # fixed: picked up
         changed = await client.recv(timeout=10)
         assert isinstance(changed, p.ModelChanged)
-        assert (await one(client)).model_version == "v2"
+        assert (await classify(client)).model_version == "v2"

@@ -19,17 +19,9 @@ from websockets.exceptions import ConnectionClosed
 from server import protocol as p
 from server.client import RecognitionClient
 from tests.onnx_models import colour_contract, colour_model, write_colour_model
-from tests.server_helpers import ServerProcess, serving, solid_jpeg
+from tests.server_helpers import ServerProcess, classify, serving, solid_jpeg
 
 PATIENT = p.StreamSettings(budget_ms=30_000)
-
-
-async def classify(client: RecognitionClient, colour: str = "red") -> p.Result:
-    await client.send_frame(solid_jpeg(colour), width=320, height=180)
-    while True:
-        message = await client.recv(timeout=30)
-        if isinstance(message, p.Result):
-            return message
 
 
 async def test_reload_swaps_models_without_dropping_streams_and_rejects_broken_ones(tmp_path):
