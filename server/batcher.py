@@ -65,7 +65,6 @@ class DeadlineBatcher:
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._task: asyncio.Task[None] | None = None
-        self._busy = False
         self._infer_estimate_s = 0.0  # moving average of batch run time, to leave room before deadlines
 
     def start(self) -> None:
@@ -80,10 +79,6 @@ class DeadlineBatcher:
                 item.future.cancel()
         self._queue.clear()
         self._executor.shutdown(wait=True)
-
-    @property
-    def idle(self) -> bool:
-        return not self._queue and not self._busy
 
     async def submit(self, item: BatchItem) -> BatchOutcome:
         item.future = asyncio.get_running_loop().create_future()
@@ -105,11 +100,8 @@ class DeadlineBatcher:
                 for item in batch:
                     if item.future is not None and not item.future.done():
                         item.future.set_exception(exc)
-            finally:
-                self._busy = False
 
     async def _run(self, run: list[BatchItem]) -> None:
-        self._busy = True
         start = time.perf_counter()
         stacked = np.stack([item.input for item in run])
         model = run[0].model

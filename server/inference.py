@@ -7,7 +7,6 @@ here are the ones the session really runs (`session.get_providers()`), never the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -58,21 +57,12 @@ def resolve_providers(spec: str) -> list[str]:
     return chosen
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass
 class InferenceModel:
     path: Path
     contract: ModelContract
     session: ort.InferenceSession
     providers: list[str]  # what really runs, from session.get_providers()
-    sha256: str
     load_seconds: float
 
     @classmethod
@@ -116,7 +106,6 @@ class InferenceModel:
             contract=contract,
             session=session,
             providers=session.get_providers(),
-            sha256=file_digest(path),
             load_seconds=0.0,
         )
         model.warm_up(max_batch)
