@@ -59,6 +59,7 @@ class ServerConfig:
     limits: p.Limits = field(default_factory=p.Limits)
     hello_timeout_s: float = 10.0
     send_timeout_s: float = 5.0  # a client that does not take a reply for this long is dropped
+    keepalive_s: float = 10.0  # ping interval, and how late a pong may be before the peer is dropped
     shutdown_grace_s: float = 5.0
     watch_model: bool = False
     watch_interval_s: float = 1.0
@@ -101,11 +102,13 @@ class RecognitionServer:
             ssl=tls,
             compression=None,  # deflate costs ~10 ms per JPEG and gains nothing
             max_size=self.config.limits.max_message_bytes,
-            max_queue=4,
+            # One received frame may wait in the library while the reader is busy; beyond it, TCP
+            # pushes back on the client. A stream's memory is bounded by a few messages (security.md).
+            max_queue=1,
             process_request=Gatekeeper(self).process_request,
             server_header=f"vr-serve/{__version__}",
-            ping_interval=20,
-            ping_timeout=20,
+            ping_interval=self.config.keepalive_s,
+            ping_timeout=self.config.keepalive_s,
             close_timeout=2,
         )
         if self.config.watch_model:
@@ -274,7 +277,7 @@ class RecognitionServer:
                 else:
                     rejected = await self._on_control(ws, stream, message)
                 # Fairness: a client flooding the server with messages gets no more than its turn, and
-                # one sending garbage is slowed to ERROR_RATE per second (its cost stays bounded).
+                # one sending garbage is slowed to REJECT_RATE_PER_S (stream.py), so its cost stays bounded.
                 await asyncio.sleep(stream.error_throttle.delay() if rejected else 0)
         except ConnectionClosed:
             pass
@@ -447,8 +450,10 @@ class RecognitionServer:
     async def _send(self, ws: ServerConnection, text: str) -> None:
         """Send, but never wait forever on a client that stopped reading: drop it (1008)."""
         try:
-            await asyncio.wait_for(ws.send(text), self.config.send_timeout_s)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: no extra task per reply on this hot path
+            async with asyncio.timeout(self.config.send_timeout_s):
+                await ws.send(text)
+        except TimeoutError:
             if ws not in self._dropping:  # the reader and the worker may both be stuck on it
                 self._dropping.add(ws)
                 log.warning(

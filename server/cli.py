@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--send-timeout", type=float, default=5.0, help="drop a client that reads nothing this long"
     )
+    parser.add_argument(
+        "--keepalive",
+        type=float,
+        default=10.0,
+        help="ping every this many seconds; close a client whose pong is this late (default: 10)",
+    )
     parser.add_argument("--watch", action="store_true", help="hot-reload the model when its file changes")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--version", action="version", version=f"vr-serve {__version__}")
@@ -162,6 +168,7 @@ def config_from_args(args: argparse.Namespace, model: Path) -> ServerConfig:
         max_streams=args.max_streams,
         limits=Limits(max_message_bytes=int(args.max_message_mb * 2**20)),
         send_timeout_s=args.send_timeout,
+        keepalive_s=args.keepalive,
         watch_model=args.watch,
     )
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
+from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -32,6 +36,41 @@ async def classify(client, colour: str = "red"):
         message = await client.recv(timeout=30)
         if isinstance(message, p.Result):
             return message
+
+
+@dataclass
+class PhasedLatencies:
+    """Round trips (ms) filed under the phase they ran in (alone, under attack, ...); a round trip
+    that straddles a phase change is left out."""
+
+    phase: str = "alone"
+    samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def p99(self, phase: str) -> float:
+        return float(np.percentile(self.samples[phase], 99))
+
+
+async def healthy_stream(url: str, stop: asyncio.Event, record: PhasedLatencies) -> int:
+    """A well-behaved 30 Hz stream that checks every answer and records its round trips.
+    Returns the frames served."""
+    from server import protocol as p
+    from server.client import RecognitionClient
+
+    async with await RecognitionClient.connect(url, settings=p.StreamSettings(budget_ms=60_000)) as client:
+        frame = solid_jpeg("green", 320, 180)
+        served = 0
+        while not stop.is_set():
+            phase = record.phase
+            start = time.perf_counter()
+            await client.send_frame(frame, width=320, height=180)
+            result = await client.recv(timeout=30)
+            assert isinstance(result, p.Result)
+            assert (result.status, result.top_k[0].label) == (p.Status.OK, "green")
+            if phase == record.phase:
+                record.samples[phase].append((time.perf_counter() - start) * 1000)
+            served += 1
+            await asyncio.sleep(1 / 30)
+    return served
 
 
 @contextlib.asynccontextmanager
