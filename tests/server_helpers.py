@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.spawn import SpawnedServer
 from server.app import RecognitionServer, ServerConfig
@@ -36,6 +38,27 @@ async def classify(client, colour: str = "red"):
         message = await client.recv(timeout=30)
         if isinstance(message, p.Result):
             return message
+
+
+# What the reliability tests watch on the server's /metrics
+WATCHED = ("process_resident_memory_bytes", "process_open_fds", "vr_event_loop_tasks", "vr_threads",
+           "vr_active_streams")  # fmt: skip
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The WATCHED samples from a running server's /metrics."""
+    with urllib.request.urlopen(url.replace("ws://", "http://") + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in WATCHED
+    }
+
+
+async def scrape_async(url: str) -> dict[str, float]:
+    return await asyncio.to_thread(scrape, url)
 
 
 @dataclass

@@ -11,38 +11,19 @@ import asyncio
 import os
 import struct
 import time
-import urllib.request
 
 import cv2
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from server import protocol as p
 from server.client import RecognitionClient
 from tests.onnx_models import write_colour_model
-from tests.server_helpers import ServerProcess
+from tests.server_helpers import ServerProcess, scrape_async
 
 LONG = os.environ.get("VR_RELIABILITY") == "long"
 SOAK_S, WARMUP_S = (600.0, 60.0) if LONG else (30.0, 10.0)
 CHURN_CYCLES = 1000 if LONG else 200
-WATCHED = ("process_resident_memory_bytes", "process_open_fds", "vr_event_loop_tasks", "vr_threads",
-           "vr_active_streams")  # fmt: skip
-
-
-def scrape(url: str) -> dict[str, float]:
-    with urllib.request.urlopen(url.replace("ws://", "http://") + "/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name in WATCHED
-    }
-
-
-async def scrape_async(url: str) -> dict[str, float]:
-    return await asyncio.to_thread(scrape, url)
 
 
 def frame_jpeg() -> bytes:
@@ -108,6 +89,8 @@ def test_soak_eight_streams_at_30_hz(tmp_path):
             f"{k} {warm[k]:.0f} -> {end[k]:.0f}"
             for k in ("process_open_fds", "vr_event_loop_tasks", "vr_threads")
         )
+        + "; RSS (MB) along the way: "
+        + " ".join(f"{s['process_resident_memory_bytes'] / 2**20:.1f}" for s in samples)
     )
     assert counts.get("sent", 0) > 8 * 30 * SOAK_S * 0.8
     answered = sum(counts.get(k, 0) for k in ("ok", "dropped_stale", "late", "error"))

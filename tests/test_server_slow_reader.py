@@ -17,8 +17,14 @@ from websockets.protocol import State
 from server import protocol as p
 from server.client import RecognitionClient
 from tests.onnx_models import write_colour_model
-from tests.server_helpers import PhasedLatencies, ServerProcess, healthy_stream, serving, solid_jpeg
-from tests.test_reliability_resources import scrape_async
+from tests.server_helpers import (
+    PhasedLatencies,
+    ServerProcess,
+    healthy_stream,
+    scrape_async,
+    serving,
+    solid_jpeg,
+)
 
 
 async def test_stalled_reader_is_disconnected_and_others_carry_on(tmp_path):
