@@ -127,25 +127,33 @@ def test_stalled_and_1_hz_readers_stay_bounded_are_cut_off_and_spare_the_others(
 
         async def scenario():
             stop, latencies = asyncio.Event(), PhasedLatencies()
+            memory: list[tuple[str, float]] = []  # (phase, server RSS), sampled alike in every phase
+
+            async def watch_memory() -> None:
+                while True:
+                    sample = await scrape_async(server.url)
+                    memory.append((latencies.phase, sample["process_resident_memory_bytes"]))
+                    await asyncio.sleep(0.5)
+
             healthy = asyncio.create_task(healthy_stream(server.url, stop, latencies))
+            watcher = asyncio.create_task(watch_memory())
             await asyncio.sleep(QUIET_S)
             latencies.phase = "prompt neighbours"
             prompt = await asyncio.gather(*(neighbour(server.url, frame, 0, PROMPT_S) for _ in range(2)))
             latencies.phase = "alone"
             await asyncio.sleep(2.0)
-            before = await scrape_async(server.url)
+            before = memory[-1][1]
             latencies.phase = "slow readers"
-            slow = asyncio.gather(neighbour(server.url, frame, None), neighbour(server.url, frame, 1.0))
-            peak = before["process_resident_memory_bytes"]
-            while not slow.done():
-                await asyncio.sleep(0.5)
-                peak = max(peak, (await scrape_async(server.url))["process_resident_memory_bytes"])
-            outcomes = await slow
+            outcomes = await asyncio.gather(
+                neighbour(server.url, frame, None), neighbour(server.url, frame, 1.0)
+            )
             latencies.phase = "alone"
             await asyncio.sleep(2.0)
+            watcher.cancel()
             after = await scrape_async(server.url)
             stop.set()
             served = await healthy
+            peak = max(rss for phase, rss in memory if phase == "slow readers")
             return before, peak, after, prompt, outcomes, latencies, served
 
         before, peak, after, prompt, outcomes, latencies, served = asyncio.run(scenario())
@@ -153,12 +161,12 @@ def test_stalled_and_1_hz_readers_stay_bounded_are_cut_off_and_spare_the_others(
         server.stop()
     log = server.log()
     (stalled_s, stalled_sent, _), (slow_s, slow_sent, slow_read) = outcomes
-    growth_mb = (peak - before["process_resident_memory_bytes"]) / 2**20
+    growth_mb = (peak - before) / 2**20
     phases = ("alone", "prompt neighbours", "slow readers")
     print(
         f"\n[slow readers] stalled: cut off after {stalled_s:.1f} s ({stalled_sent} frames sent); "
         f"1 Hz reader: after {slow_s:.1f} s ({slow_sent} sent, {slow_read} replies read); server RSS "
-        f"{before['process_resident_memory_bytes'] / 2**20:.1f} MB, peak +{growth_mb:.1f} MB; healthy stream "
+        f"{before / 2**20:.1f} MB, peak +{growth_mb:.1f} MB; healthy stream "
         "p99 "
         + ", ".join(f"{ph} {latencies.p99(ph):.1f} ms ({len(latencies.samples[ph])} frames)" for ph in phases)
     )
