@@ -3,6 +3,8 @@ against the decoder and a live server. Outcome: no crash, no unhandled exception
 every message answered (exactly one reply each) with a result or a documented error code, and a
 healthy stream alongside keeps being served.
 
+Coverage-guided fuzzing with atheris (tests/fuzz_atheris.py) runs for 15 s, or 300 s when long.
+
 VR_RELIABILITY=long raises the generated count from 1,000 to 20,000 and measures the healthy stream's
 p99 alone and under attack over five alternating rounds (docs/reliability.md).
 """
@@ -14,7 +16,10 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from tests.onnx_models import write_colour_model
 from tests.server_helpers import PhasedLatencies, ServerProcess, healthy_stream, solid_jpeg
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
+VECTORS = Path(__file__).parent / "vectors"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
 LONG = os.environ.get("VR_RELIABILITY") == "long"
 GENERATED = 20_000 if LONG else 1_000
@@ -219,3 +225,32 @@ def test_corpus_and_generated_messages_against_a_live_server(server):
         f"under attack {np.percentile(attacked, 50):.1f}/{p99_attack:.1f} ms ({len(attacked)} frames), "
         f"p99 ratio {p99_attack / p99_alone:.2f}"
     )
+
+
+def test_coverage_guided_fuzzing_of_every_parser(tmp_path):
+    """atheris (libFuzzer) mutates, guided by coverage of our parsers, starting from the committed
+    corpus and the golden vectors; any exception other than a documented ProtocolError fails it."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    seeds = [*CORPUS.glob("*.bin"), *CORPUS.glob("*.txt"), *VECTORS.glob("*.bin"), *VECTORS.glob("*.txt")]
+    for number, seed in enumerate(seeds):
+        data = seed.read_bytes()
+        for target in range(4):  # the first byte picks the parser (tests/fuzz_atheris.py)
+            (corpus / f"{number}-{target}").write_bytes(bytes([target]) + data)
+    seconds = 300 if LONG else 15
+    run = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "fuzz_atheris.py"), str(corpus),
+         f"-max_total_time={seconds}", "-max_len=65536", "-timeout=10", "-rss_limit_mb=2048",
+         f"-artifact_prefix={tmp_path}/", "-print_final_stats=1"],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=seconds + 120,
+    )  # fmt: skip
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-4000:]
+    runs = int(re.search(r"stat::number_of_executed_units:\s+(\d+)", output).group(1))
+    coverage = re.findall(r"cov: (\d+)", output) or ["?"]
+    print(
+        f"\n[atheris] {runs} inputs in {seconds} s from {len(seeds) * 4} seeds, 0 crashes; "
+        f"coverage {coverage[0]} -> {coverage[-1]} edges"
+    )
+    assert runs > 1000
+    assert not list(tmp_path.glob("crash-*"))
