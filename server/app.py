@@ -37,6 +37,8 @@ from server.stream import PendingFrame, StreamState
 
 log = logging.getLogger("vr_serve")
 
+CLOSE_TIMEOUT_S = 2.0  # how long a closing handshake may take before the connection is dropped
+
 
 @dataclass
 class ServerConfig:
@@ -109,7 +111,7 @@ class RecognitionServer:
             server_header=f"vr-serve/{__version__}",
             ping_interval=self.config.keepalive_s,
             ping_timeout=self.config.keepalive_s,
-            close_timeout=2,
+            close_timeout=CLOSE_TIMEOUT_S,
         )
         if self.config.watch_model:
             self._spawn(self._watch_model(), "model-watch")

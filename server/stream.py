@@ -65,11 +65,13 @@ class StreamState:
         }
         self.asked = replace(self.asked, **changes)
 
-    def effective(self, class_count: int, limits: Limits) -> EffectiveSettings:
-        def pick(name: str):
-            value = getattr(self.asked, name)
-            return value if value is not None else getattr(self.defaults, name)
+    def _pick(self, name: str):
+        """What the client asked for, else the server's default."""
+        value = getattr(self.asked, name)
+        return value if value is not None else getattr(self.defaults, name)
 
+    def effective(self, class_count: int, limits: Limits) -> EffectiveSettings:
+        pick = self._pick
         return EffectiveSettings(
             top_k=max(1, min(pick("top_k"), class_count, limits.max_top_k)),
             budget_ms=pick("budget_ms"),
@@ -93,8 +95,7 @@ class StreamState:
 
     @property
     def budget_s(self) -> float:
-        budget = self.asked.budget_ms if self.asked.budget_ms is not None else self.defaults.budget_ms
-        return budget / 1000.0
+        return self._pick("budget_ms") / 1000.0
 
     @property
     def idle(self) -> bool:

@@ -115,10 +115,6 @@ class OffscreenRenderer:
         self._models: dict[str, NodePath] = {}
         self.set_background((0.0, 0.0, 0.0))
 
-    @property
-    def horizontal_fov_deg(self) -> float:
-        return float(self.lens.get_hfov())
-
     def set_background(self, rgb: tuple[float, float, float]) -> None:
         self.buffer.set_clear_color(LColor(rgb[0], rgb[1], rgb[2], 1.0))
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from server import protocol as p
 from server.client import RecognitionClient, monotonic_us
 from sim.catalog import DEFAULT_CLASSES
-from sim.headset import LiveFrame, LiveScene
+from sim.headset import LiveScene
 from sim.postprocess import encode_jpeg
 
 
@@ -41,19 +40,6 @@ class StreamSettings:
     @property
     def frames_per_stream(self) -> int:
         return max(1, round(self.fps * self.duration_s))
-
-
-def live_frames(
-    settings: StreamSettings, stream_index: int, limit: int | None = None
-) -> Iterator[tuple[bytes, LiveFrame]]:
-    """JPEG bytes and ground truth for one stream; each stream walks its own seeded path."""
-    count = settings.frames_per_stream if limit is None else min(limit, settings.frames_per_stream)
-    with LiveScene(
-        settings.width, settings.height, settings.classes, seed=settings.seed + stream_index, fps=settings.fps
-    ) as scene:
-        for _ in range(count):
-            frame = scene.next_frame()
-            yield encode_jpeg(frame.rgb, settings.quality), frame
 
 
 @dataclasses.dataclass
@@ -115,10 +101,6 @@ class FrameSource:
             return encode_jpeg(frame.rgb, self._settings.quality), frame.label
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, render)
-
-    @property
-    def prerendered(self) -> bool:
-        return bool(self._loop_frames)
 
     async def next(self) -> tuple[bytes, str]:
         if self._loop_frames:

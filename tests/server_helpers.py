@@ -16,7 +16,9 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.spawn import SpawnedServer
+from server import protocol as p
 from server.app import RecognitionServer, ServerConfig
+from server.client import RecognitionClient
 
 COLOURS_BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
 
@@ -31,7 +33,6 @@ def solid_jpeg(colour: str, width: int = 320, height: int = 180, quality: int = 
 
 async def classify(client, colour: str = "red"):
     """Send one solid-colour frame and return its result, skipping other messages (model changes)."""
-    from server import protocol as p
 
     await client.send_frame(solid_jpeg(colour), width=320, height=180)
     while True:
@@ -76,8 +77,6 @@ class PhasedLatencies:
 async def healthy_stream(url: str, stop: asyncio.Event, record: PhasedLatencies) -> int:
     """A well-behaved 30 Hz stream that checks every answer and records its round trips.
     Returns the frames served."""
-    from server import protocol as p
-    from server.client import RecognitionClient
 
     async with await RecognitionClient.connect(url, settings=p.StreamSettings(budget_ms=60_000)) as client:
         frame = solid_jpeg("green", 320, 180)

@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from server import protocol as p
+from server.app import CLOSE_TIMEOUT_S
 from server.client import RecognitionClient
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import (
@@ -64,7 +65,6 @@ LONG = os.environ.get("VR_RELIABILITY") == "long"
 KEEPALIVE_S = 10.0 if LONG else 3.0
 SEND_TIMEOUT_S = 5.0 if LONG else 2.0
 QUIET_S, PROMPT_S = (30.0, 30.0) if LONG else (4.0, 8.0)
-CLOSE_TIMEOUT_S = 2.0  # websockets' closing handshake wait in server/app.py
 
 
 def noisy_jpeg(width: int, height: int) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -208,12 +207,6 @@ def find_sessions(dataset_root: str | Path) -> list[Path]:
 def read_dataset(dataset_root: str | Path) -> list[Session]:
     """Every session under a dataset root, validated."""
     return [read_session(path) for path in find_sessions(dataset_root)]
-
-
-def iter_frames(sessions: Sequence[Session]) -> Iterator[tuple[Session, FrameRecord]]:
-    for session in sessions:
-        for frame in session.frames:
-            yield session, frame
 
 
 # --- validation -------------------------------------------------------------------------------------
