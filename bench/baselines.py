@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from bench.frames import EncodedFrame
-from bench.spawn import SpawnedServer
-from bench.stats import percentiles
+from vr_recognition.bench.frames import EncodedFrame
+from vr_recognition.bench.spawn import SpawnedServer
+from vr_recognition.bench.stats import percentiles
 
 
 @dataclass
@@ -53,9 +52,9 @@ def measure_floor(
     max_seconds: float = 3.0,
 ) -> FloorResult:
     """Decode, preprocess and run each frame inline, one after another, timing each part."""
-    from server.inference import InferenceModel  # onnxruntime: only when a floor is wanted
-    from server.model_format import INPUT_NAME, OUTPUT_NAME
-    from server.preprocess import preprocess_jpeg
+    from vr_recognition.server.inference import InferenceModel  # onnxruntime: only when a floor is wanted
+    from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME
+    from vr_recognition.server.preprocess import preprocess_jpeg
 
     model = InferenceModel.load(Path(model_path), providers=providers, max_batch=1, threads=threads)
     session, contract = model.session, model.contract
@@ -107,7 +106,7 @@ def spawn_naive_server(python: str, contract, threads: int | None = None) -> Spa
     command = [
         python,
         "-m",
-        "bench.naive_server",
+        "vr_recognition.bench.naive_server",
         "--port",
         "0",
         "--arch",

@@ -19,11 +19,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.frames import EncodedFrame, frames_from_folder, frames_from_sim, parse_size
-from bench.openloop import LoadConfig, run_load
-from bench.report import describe, machine_info, naive_section, print_err, run_report, sweep_table
-from bench.spawn import SpawnedServer, SpawnError
-from bench.stats import Summary, summarize
+from vr_recognition.bench.frames import EncodedFrame, frames_from_folder, frames_from_sim, parse_size
+from vr_recognition.bench.openloop import LoadConfig, run_load
+from vr_recognition.bench.report import (
+    describe,
+    machine_info,
+    naive_section,
+    print_err,
+    run_report,
+    sweep_table,
+)
+from vr_recognition.bench.spawn import SpawnedServer, SpawnError
+from vr_recognition.bench.stats import Summary, summarize
 
 SWEEPABLE = {"streams": int, "fps": float}
 
@@ -109,8 +116,8 @@ class ServedModel:
 
 
 def served_model(args: argparse.Namespace, server_args: list[str]) -> ServedModel:
-    from server.cli import SetupError, find_default_model
-    from server.cli import build_parser as server_parser
+    from vr_recognition.server.cli import SetupError, find_default_model
+    from vr_recognition.server.cli import build_parser as server_parser
 
     served, _ = server_parser().parse_known_args(server_args)
     if args.model is not None:
@@ -213,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         baselines_skipped = "not asked for (--baselines)"
         naive_skipped = baselines_skipped
     else:
-        from bench.baselines import measure_floor, spawn_naive_server, torch_missing_reason
+        from vr_recognition.bench.baselines import measure_floor, spawn_naive_server, torch_missing_reason
 
         contract = None
         if model.path is None:
@@ -292,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(document, indent=2) + "\n")
         print_err(f"vr-bench: wrote {args.json}")
     if plot_path:
-        from bench.plot import PlotSeries, save_plot
+        from vr_recognition.bench.plot import PlotSeries, save_plot
 
         series = [
             PlotSeries(

@@ -79,8 +79,8 @@ def frames_from_sim(
 ) -> list[EncodedFrame]:
     """`seconds` of a simulated head path rendered by vr-sim: consecutive frames of a moving view."""
     try:
-        from sim.catalog import DEFAULT_CLASSES
-        from sim.headset import LiveScene
+        from vr_recognition.sim.catalog import DEFAULT_CLASSES
+        from vr_recognition.sim.headset import LiveScene
     except ImportError as exc:
         raise RuntimeError(f"--sim needs the sim extra (pip install '.[sim]'): {exc}") from None
     count = max(1, round(fps * seconds))

@@ -21,12 +21,11 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from vr_recognition.server import __version__
+from vr_recognition.server import protocol as p
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
-
-from server import __version__
-from server import protocol as p
 
 PROVIDER = "torch-eager-cpu"
 
@@ -178,7 +177,7 @@ async def serve_forever(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.naive_server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m vr_recognition.bench.naive_server", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--arch", default="resnet18")

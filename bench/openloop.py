@@ -16,10 +16,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from bench.frames import EncodedFrame
-from server import protocol as p
-from server.client import RecognitionClient
+from vr_recognition.bench.frames import EncodedFrame
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient
 
 
 @dataclass

@@ -15,8 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 class SpawnError(RuntimeError):
     """The server process exited or never became ready; the message carries its log."""
@@ -36,8 +34,6 @@ class SpawnedServer:
             self._log_file = open(log_path, "w+")  # noqa: SIM115
         self._log_name = self._log_file.name
         env = dict(os.environ)
-        # The naive server may run under another interpreter (one with torch): let it find the project.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env)
         try:
@@ -50,7 +46,9 @@ class SpawnedServer:
     @classmethod
     def vr_serve(cls, server_args: list[str], log_path: Path | None = None) -> SpawnedServer:
         return cls(
-            [sys.executable, "-m", "server.cli", "--port", "0", *server_args], "vr-serve", log_path=log_path
+            [sys.executable, "-m", "vr_recognition.server.cli", "--port", "0", *server_args],
+            "vr-serve",
+            log_path=log_path,
         )
 
     def log(self) -> str:

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from bench.openloop import LoadRun, StreamRecord
+from vr_recognition.bench.openloop import LoadRun, StreamRecord
 
 PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
 COUNT_KEYS = ("scheduled", "sent", "answered", "dropped_stale", "late", "errors", "unanswered")

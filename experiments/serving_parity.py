@@ -1,6 +1,6 @@
 """Serving-path parity: the exported model's val accuracy with frames taken through vr-serve's path.
 
-    PYTHONPATH=. python experiments/serving_parity.py exported_models/default.onnx --data data/demo
+    python experiments/serving_parity.py exported_models/default.onnx --data data/demo
 
 Each validation JPEG is wrapped in a wire-protocol frame, encoded and decoded, preprocessed by
 server.preprocess.preprocess_frame with the geometry in the model's metadata, and run by onnxruntime.
@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from training.serving_eval import serving_accuracy
+from vr_recognition.training.serving_eval import serving_accuracy
 
 TOLERANCE = 0.005
 

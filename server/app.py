@@ -22,18 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from vr_recognition.server import __version__
+from vr_recognition.server import protocol as p
+from vr_recognition.server.batcher import BatchItem, DeadlineBatcher
+from vr_recognition.server.gatekeeper import Gatekeeper
+from vr_recognition.server.inference import InferenceModel
+from vr_recognition.server.metrics import ServerMetrics
+from vr_recognition.server.model_format import ModelFormatError
+from vr_recognition.server.preprocess import preprocess_frame
+from vr_recognition.server.stream import PendingFrame, StreamState
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-
-from server import __version__
-from server import protocol as p
-from server.batcher import BatchItem, DeadlineBatcher
-from server.gatekeeper import Gatekeeper
-from server.inference import InferenceModel
-from server.metrics import ServerMetrics
-from server.model_format import ModelFormatError
-from server.preprocess import preprocess_frame
-from server.stream import PendingFrame, StreamState
 
 log = logging.getLogger("vr_serve")
 

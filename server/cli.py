@@ -14,12 +14,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server import __version__
-from server.logs import configure_logging
-from server.protocol import Limits
+from vr_recognition.server import __version__
+from vr_recognition.server.logs import configure_logging
+from vr_recognition.server.protocol import Limits
 
 if TYPE_CHECKING:
-    from server.app import ServerConfig
+    from vr_recognition.server.app import ServerConfig
 
 log = logging.getLogger("vr_serve")
 
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace, model: Path) -> ServerConfig:
-    from server.app import ServerConfig  # imports onnxruntime: only after the install check
+    from vr_recognition.server.app import ServerConfig  # imports onnxruntime: only after the install check
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise SetupError("--tls-cert and --tls-key go together")
@@ -174,8 +174,8 @@ def config_from_args(args: argparse.Namespace, model: Path) -> ServerConfig:
 
 
 async def serve_until_stopped(config: ServerConfig) -> int:
-    from server.app import RecognitionServer
-    from server.model_format import ModelFormatError
+    from vr_recognition.server.app import RecognitionServer
+    from vr_recognition.server.model_format import ModelFormatError
 
     server = RecognitionServer(config)
     await server.start()

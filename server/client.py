@@ -14,11 +14,8 @@ import ssl as ssl_module
 import time
 from collections.abc import AsyncIterator
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-from server import protocol
-from server.protocol import (
+from vr_recognition.server import protocol
+from vr_recognition.server.protocol import (
     ClientHello,
     Configure,
     Configured,
@@ -34,6 +31,8 @@ from server.protocol import (
     ServerMessage,
     StreamSettings,
 )
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 
 def monotonic_us() -> int:
@@ -81,7 +80,7 @@ class RecognitionClient:
         max_size: int = 16 * 1024 * 1024,
     ) -> RecognitionClient:
         """Open the websocket (compression off: it costs ~10 ms per JPEG), hello, await the server hello."""
-        from server import __version__
+        from vr_recognition.server import __version__
 
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:

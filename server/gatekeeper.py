@@ -13,14 +13,13 @@ import json
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from vr_recognition.server import protocol as p
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from server import protocol as p
-
 if TYPE_CHECKING:
-    from server.app import RecognitionServer
+    from vr_recognition.server.app import RecognitionServer
 
 
 class Gatekeeper:

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-
-from server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract, ModelFormatError
-from server.protocol import ModelInfo
+from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract, ModelFormatError
+from vr_recognition.server.protocol import ModelInfo
 
 log = logging.getLogger("vr_serve.inference")
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from server.model_format import ModelContract
-from server.protocol import ErrorCode, Frame, ImageFormat, Limits, ProtocolError
+from vr_recognition.server.model_format import ModelContract
+from vr_recognition.server.protocol import ErrorCode, Frame, ImageFormat, Limits, ProtocolError
 
 # SOF markers carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but are not SOFs.
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}

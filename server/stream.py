@@ -7,9 +7,8 @@ import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-
-from server.mailbox import LatestSlot
-from server.protocol import EffectiveSettings, Frame, Limits, StreamSettings
+from vr_recognition.server.mailbox import LatestSlot
+from vr_recognition.server.protocol import EffectiveSettings, Frame, Limits, StreamSettings
 
 
 @dataclass

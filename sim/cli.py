@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from sim import __version__
+from vr_recognition.sim import __version__
 
 EXIT_USAGE = 2
 SIM_DEPENDENCIES = {"panda3d": "panda3d", "numpy": "numpy", "cv2": "opencv-python-headless", "tqdm": "tqdm"}
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _recipe_from(args: argparse.Namespace, **extra):
-    from sim.recipe import load_recipe, parse_size
+    from vr_recognition.sim.recipe import load_recipe, parse_size
 
     width = height = None
     if args.size:
@@ -117,7 +117,7 @@ def _recipe_from(args: argparse.Namespace, **extra):
 
 
 def _render(args: argparse.Namespace) -> int:
-    from sim.dataset import render_dataset
+    from vr_recognition.sim.dataset import render_dataset
 
     recipe = _recipe_from(
         args,
@@ -138,7 +138,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _gallery(args: argparse.Namespace) -> int:
-    from sim.gallery import render_gallery, save_png
+    from vr_recognition.sim.gallery import render_gallery, save_png
 
     recipe = _recipe_from(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,9 +152,9 @@ def _stream(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from server.client import ServerRefused
-    from sim.recipe import parse_size
-    from sim.stream import StreamSettings, stream_to_server
+    from vr_recognition.server.client import ServerRefused
+    from vr_recognition.sim.recipe import parse_size
+    from vr_recognition.sim.stream import StreamSettings, stream_to_server
 
     width, height = parse_size(args.size)
     settings = StreamSettings(
@@ -191,12 +191,12 @@ def _stream(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
-    from sim.catalog import DEFAULT_CLASSES
-    from sim.engine import OffscreenRenderer
-    from sim.postprocess import encode_jpeg
-    from sim.randomization import SceneRanges, sample_frame
-    from sim.recipe import parse_size
-    from sim.scene import FrameRenderer
+    from vr_recognition.sim.catalog import DEFAULT_CLASSES
+    from vr_recognition.sim.engine import OffscreenRenderer
+    from vr_recognition.sim.postprocess import encode_jpeg
+    from vr_recognition.sim.randomization import SceneRanges, sample_frame
+    from vr_recognition.sim.recipe import parse_size
+    from vr_recognition.sim.scene import FrameRenderer
 
     for size in args.size or ["224x224", "1280x720"]:
         width, height = parse_size(size)

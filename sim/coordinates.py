@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from training.capture_format import HeadPose
+from vr_recognition.training.capture_format import HeadPose
 
 
 def panda_to_unity_vector(vector: Sequence[float]) -> tuple[float, float, float]:

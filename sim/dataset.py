@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
-
-from sim import SOURCE_NAME
-from sim.engine import OffscreenRenderer
-from sim.postprocess import encode_jpeg
-from sim.randomization import derive_seed, sample_frame
-from sim.recipe import DatasetRecipe
-from sim.scene import FrameRenderer
-from training.capture_format import (
+from vr_recognition.sim import SOURCE_NAME
+from vr_recognition.sim.engine import OffscreenRenderer
+from vr_recognition.sim.postprocess import encode_jpeg
+from vr_recognition.sim.randomization import derive_seed, sample_frame
+from vr_recognition.sim.recipe import DatasetRecipe
+from vr_recognition.sim.scene import FrameRenderer
+from vr_recognition.training.capture_format import (
     SESSION_FILE,
     FrameRecord,
     SessionInfo,

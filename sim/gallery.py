@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from sim.engine import OffscreenRenderer
-from sim.randomization import sample_frame
-from sim.recipe import DatasetRecipe
-from sim.scene import FrameRenderer
+from vr_recognition.sim.engine import OffscreenRenderer
+from vr_recognition.sim.randomization import sample_frame
+from vr_recognition.sim.recipe import DatasetRecipe
+from vr_recognition.sim.scene import FrameRenderer
 
 
 def render_gallery(recipe: DatasetRecipe, per_class: int = 3, tile_width: int = 320) -> np.ndarray:

@@ -12,13 +12,18 @@ import dataclasses
 import math
 
 import numpy as np
-
-from sim.catalog import resolve_classes
-from sim.coordinates import head_pose_of
-from sim.engine import OffscreenRenderer
-from sim.randomization import Placement, SceneRanges, derive_seed, sample_background, sample_lighting
-from sim.scene import SceneBuilder
-from training.capture_format import HeadPose
+from vr_recognition.sim.catalog import resolve_classes
+from vr_recognition.sim.coordinates import head_pose_of
+from vr_recognition.sim.engine import OffscreenRenderer
+from vr_recognition.sim.randomization import (
+    Placement,
+    SceneRanges,
+    derive_seed,
+    sample_background,
+    sample_lighting,
+)
+from vr_recognition.sim.scene import SceneBuilder
+from vr_recognition.training.capture_format import HeadPose
 
 HOME = (0.0, 0.0, 1.65)  # where the user stands, Panda3D coordinates (z up), head height 1.65 m
 

@@ -12,8 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from sim.catalog import BACKGROUND_TEXTURES, CATALOG
+from vr_recognition.sim.catalog import BACKGROUND_TEXTURES, CATALOG
 
 Vec3 = tuple[float, float, float]
 

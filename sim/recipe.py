@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from sim.catalog import DEFAULT_CLASSES, resolve_classes
-from sim.randomization import SceneRanges
+from vr_recognition.sim.catalog import DEFAULT_CLASSES, resolve_classes
+from vr_recognition.sim.randomization import SceneRanges
 
 
 @dataclasses.dataclass(frozen=True)

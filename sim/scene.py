@@ -16,13 +16,12 @@ from panda3d.core import (
     NodePath,
     TextureStage,
 )
-
-from sim.catalog import CATALOG, ENVIRONMENT_MODEL
-from sim.coordinates import head_pose_of
-from sim.engine import OffscreenRenderer
-from sim.postprocess import linear_motion_blur
-from sim.randomization import Background, FrameParameters, Lighting, Placement
-from training.capture_format import HeadPose
+from vr_recognition.sim.catalog import CATALOG, ENVIRONMENT_MODEL
+from vr_recognition.sim.coordinates import head_pose_of
+from vr_recognition.sim.engine import OffscreenRenderer
+from vr_recognition.sim.postprocess import linear_motion_blur
+from vr_recognition.sim.randomization import Background, FrameParameters, Lighting, Placement
+from vr_recognition.training.capture_format import HeadPose
 
 OVERRIDE = 1000  # attribute priority that beats anything a model file sets
 WALL_HEIGHT_M = 3.0

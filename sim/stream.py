@@ -14,12 +14,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-
-from server import protocol as p
-from server.client import RecognitionClient, monotonic_us
-from sim.catalog import DEFAULT_CLASSES
-from sim.headset import LiveScene
-from sim.postprocess import encode_jpeg
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient, monotonic_us
+from vr_recognition.sim.catalog import DEFAULT_CLASSES
+from vr_recognition.sim.headset import LiveScene
+from vr_recognition.sim.postprocess import encode_jpeg
 
 
 @dataclasses.dataclass(frozen=True)

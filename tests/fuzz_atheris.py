@@ -14,8 +14,8 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from server import preprocess
-    from server import protocol as p
+    from vr_recognition.server import preprocess
+    from vr_recognition.server import protocol as p
 
 LIMITS = p.Limits()
 CODES = {code.value for code in p.ErrorCode}

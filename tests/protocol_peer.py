@@ -9,11 +9,10 @@ import hmac
 import http
 from collections.abc import AsyncIterator
 
+from vr_recognition.server import protocol as p
+from vr_recognition.server.gatekeeper import response
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
-
-from server import protocol as p
-from server.gatekeeper import response
 
 MODEL = p.ModelInfo("peer", "1", ("jpeg", "rgb8", "rgba8"), 224, 224, "none")
 

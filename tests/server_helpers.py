@@ -14,11 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
-
-from bench.spawn import SpawnedServer
-from server import protocol as p
-from server.app import RecognitionServer, ServerConfig
-from server.client import RecognitionClient
+from vr_recognition.bench.spawn import SpawnedServer
+from vr_recognition.server import protocol as p
+from vr_recognition.server.app import RecognitionServer, ServerConfig
+from vr_recognition.server.client import RecognitionClient
 
 COLOURS_BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
 

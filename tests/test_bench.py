@@ -15,12 +15,12 @@ import math
 import cv2
 import numpy as np
 import pytest
+from vr_recognition.bench import cli
+from vr_recognition.bench.frames import frames_from_folder
+from vr_recognition.bench.openloop import LoadConfig, LoadRun, StreamRecord, run_load
+from vr_recognition.bench.spawn import SpawnedServer
+from vr_recognition.bench.stats import answer_age_ms, summarize
 
-from bench import cli
-from bench.frames import frames_from_folder
-from bench.openloop import LoadConfig, LoadRun, StreamRecord, run_load
-from bench.spawn import SpawnedServer
-from bench.stats import answer_age_ms, summarize
 from tests.onnx_models import write_colour_model
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from server import cli as serve_cli
+from vr_recognition.server import cli as serve_cli
 
 SCRIPTS = ("train-vr", "vr-serve", "vr-bench", "vr-sim")
 BIN = Path(sys.executable).parent
@@ -29,7 +28,9 @@ def test_vr_serve_without_a_model_says_which_command_makes_one(tmp_path: Path):
     code = serve_cli.main(["--models-dir", str(tmp_path)])
     assert code == 2
     done = subprocess.run(
-        [sys.executable, "-m", "server.cli", "--models-dir", str(tmp_path)], capture_output=True, text=True
+        [sys.executable, "-m", "vr_recognition.server.cli", "--models-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2
     assert "No model found" in done.stderr

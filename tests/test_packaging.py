@@ -18,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "server", "training", "sim", "bench")
 FORBIDDEN = ("torch", "torchvision", "panda3d", "onnxruntime-gpu")
+GENERIC_NAMES = ("server", "training", "bench", "sim")
 
 
 def folder_mb(path: Path) -> float:
@@ -56,13 +57,33 @@ def test_serve_extra_installs_without_torch(tmp_path: Path):
     assert {"onnxruntime", "websockets", "numpy", "opencv-python-headless", "prometheus-client"} <= names
 
     check = subprocess.run(
-        [str(python), "-c", "import server.protocol, server.client, server.cli, onnxruntime, cv2"],
+        [
+            str(python),
+            "-c",
+            "import vr_recognition.server.protocol, vr_recognition.server.client, vr_recognition.server.cli,"
+            " onnxruntime, cv2",
+        ],
         capture_output=True,
         text=True,
         env=env,
         cwd=tmp_path,
     )
     assert check.returncode == 0, check.stderr
+    # Nothing generic lands at the top of site-packages: a user's own `server.py` or `training/`
+    # must not collide with (or be shadowed by) this project.
+    (site_packages,) = env_dir.glob("lib/python*/site-packages")
+    top_level = {path.stem for path in site_packages.iterdir() if path.suffix in ("", ".py")}
+    assert not top_level & set(GENERIC_NAMES), f"generic top-level modules: {top_level & set(GENERIC_NAMES)}"
+    assert (site_packages / "vr_recognition" / "server" / "protocol.py").is_file()
+    probe = subprocess.run(
+        [str(python), "-c", "import importlib.util as u; print([n for n in "
+         f"{list(GENERIC_NAMES)!r} if u.find_spec(n)])"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
     serve = subprocess.run(
         [str(env_dir / "bin" / "vr-serve"), "--models-dir", str(tmp_path / "none")],
         capture_output=True,

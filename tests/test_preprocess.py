@@ -6,10 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
-from server import protocol as p
-from server.model_format import ModelContract
-from server.preprocess import (
+from vr_recognition.server import protocol as p
+from vr_recognition.server.model_format import ModelContract
+from vr_recognition.server.preprocess import (
     decode_frame_image,
     gaze_crop,
     jpeg_size,
@@ -17,7 +16,7 @@ from server.preprocess import (
     preprocess_jpeg,
     reduction_factor,
 )
-from sim.headset import LiveScene
+from vr_recognition.sim.headset import LiveScene
 
 LIMITS = p.Limits()
 

@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from server import protocol as p
+from vr_recognition.server import protocol as p
 
 VECTORS = Path(__file__).parent / "vectors"
 SPECS = sorted(VECTORS.glob("*.json"))

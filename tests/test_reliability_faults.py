@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from server import app as app_module
-from server import protocol as p
-from server.client import RecognitionClient
+from vr_recognition.server import app as app_module
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient
+
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import classify, serving
 

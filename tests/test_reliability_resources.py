@@ -14,10 +14,10 @@ import time
 
 import cv2
 import numpy as np
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient
 from websockets.asyncio.client import connect
 
-from server import protocol as p
-from server.client import RecognitionClient
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import ServerProcess, scrape_async
 

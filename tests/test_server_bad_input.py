@@ -10,11 +10,11 @@ import struct
 from pathlib import Path
 
 import pytest
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient, ServerRefused
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from server import protocol as p
-from server.client import RecognitionClient, ServerRefused
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import serving, solid_jpeg
 

@@ -9,11 +9,11 @@ import time
 
 import numpy as np
 import pytest
+from vr_recognition.server import protocol as p
+from vr_recognition.server.batcher import BatchItem, DeadlineBatcher
+from vr_recognition.server.client import RecognitionClient
+from vr_recognition.server.mailbox import LatestSlot
 
-from server import protocol as p
-from server.batcher import BatchItem, DeadlineBatcher
-from server.client import RecognitionClient
-from server.mailbox import LatestSlot
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import serving, solid_jpeg
 

@@ -7,9 +7,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
+from vr_recognition.server.inference import InferenceModel, resolve_providers
+from vr_recognition.server.model_format import ModelContract, ModelFormatError
 
-from server.inference import InferenceModel, resolve_providers
-from server.model_format import ModelContract, ModelFormatError
 from tests.onnx_models import colour_contract, colour_model, write_colour_model
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import onnx
 import pytest
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient
 from websockets.exceptions import ConnectionClosed
 
-from server import protocol as p
-from server.client import RecognitionClient
 from tests.onnx_models import colour_contract, colour_model, write_colour_model
 from tests.server_helpers import ServerProcess, classify, serving, solid_jpeg
 
@@ -136,9 +136,9 @@ def test_the_serving_process_never_imports_torch(tmp_path):
     model = write_colour_model(tmp_path / "model.onnx")
     script = f"""
 import asyncio, sys
-from server.app import RecognitionServer, ServerConfig
-from server.client import RecognitionClient
-from server.protocol import StreamSettings
+from vr_recognition.server.app import RecognitionServer, ServerConfig
+from vr_recognition.server.client import RecognitionClient
+from vr_recognition.server.protocol import StreamSettings
 from tests.server_helpers import solid_jpeg
 
 async def main():

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient
 
-from server import protocol as p
-from server.client import RecognitionClient
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import serving, solid_jpeg
 

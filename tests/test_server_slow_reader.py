@@ -10,13 +10,13 @@ import time
 
 import cv2
 import numpy as np
+from vr_recognition.server import protocol as p
+from vr_recognition.server.app import CLOSE_TIMEOUT_S
+from vr_recognition.server.client import RecognitionClient
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from server import protocol as p
-from server.app import CLOSE_TIMEOUT_S
-from server.client import RecognitionClient
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import (
     PhasedLatencies,

@@ -13,16 +13,16 @@ import pytest
 pytest.importorskip("panda3d", reason="needs the `sim` extra: pip install .[sim]")
 np = pytest.importorskip("numpy")
 
-from sim.catalog import DEFAULT_CLASSES  # noqa: E402
-from sim.coordinates import rotate  # noqa: E402
-from sim.dataset import render_dataset  # noqa: E402
-from sim.engine import OffscreenRenderer  # noqa: E402
-from sim.headset import LiveScene  # noqa: E402
-from sim.postprocess import decode_jpeg  # noqa: E402
-from sim.randomization import SceneRanges, sample_frame  # noqa: E402
-from sim.recipe import DatasetRecipe, load_recipe  # noqa: E402
-from sim.scene import FrameRenderer, render_object_ids  # noqa: E402
-from training.capture_format import CaptureFormatError, read_dataset, read_session  # noqa: E402
+from vr_recognition.sim.catalog import DEFAULT_CLASSES  # noqa: E402
+from vr_recognition.sim.coordinates import rotate  # noqa: E402
+from vr_recognition.sim.dataset import render_dataset  # noqa: E402
+from vr_recognition.sim.engine import OffscreenRenderer  # noqa: E402
+from vr_recognition.sim.headset import LiveScene  # noqa: E402
+from vr_recognition.sim.postprocess import decode_jpeg  # noqa: E402
+from vr_recognition.sim.randomization import SceneRanges, sample_frame  # noqa: E402
+from vr_recognition.sim.recipe import DatasetRecipe, load_recipe  # noqa: E402
+from vr_recognition.sim.scene import FrameRenderer, render_object_ids  # noqa: E402
+from vr_recognition.training.capture_format import CaptureFormatError, read_dataset, read_session  # noqa: E402
 
 WIDTH, HEIGHT = 160, 120
 # Same seed, same pixels: the software rasteriser is deterministic; a handful of pixels at wall/floor
@@ -221,7 +221,7 @@ def test_recipe_file_and_flags(tmp_path):
 
 
 def test_cli_without_panda3d_names_the_extra_and_exits_2(monkeypatch, capsys):
-    from sim import cli
+    from vr_recognition.sim import cli
 
     monkeypatch.setitem(sys.modules, "panda3d", None)  # what find_spec reports for an absent package
     assert cli.main(["render", "--out", "unused"]) == 2
@@ -229,7 +229,7 @@ def test_cli_without_panda3d_names_the_extra_and_exits_2(monkeypatch, capsys):
 
 
 def test_cli_stream_without_a_server_says_so_and_exits_2(capsys):
-    from sim import cli
+    from vr_recognition.sim import cli
 
     code = cli.main(
         ["stream", "--size", "64x48", "--fps", "10", "--duration", "0.5", "--url", "ws://127.0.0.1:9"]

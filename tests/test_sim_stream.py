@@ -3,7 +3,8 @@ every sent frame accounted for in the report."""
 
 from __future__ import annotations
 
-from sim.stream import StreamSettings, stream_to_server
+from vr_recognition.sim.stream import StreamSettings, stream_to_server
+
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import serving
 

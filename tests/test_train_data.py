@@ -13,8 +13,8 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 np = pytest.importorskip("numpy")
 
-from training.capture_format import FrameRecord, SessionInfo, SessionWriter, frame_image_name  # noqa: E402
-from training.data_sources import DatasetError, index_dataset  # noqa: E402
+from vr_recognition.training.capture_format import FrameRecord, SessionInfo, SessionWriter, frame_image_name  # noqa: E402
+from vr_recognition.training.data_sources import DatasetError, index_dataset  # noqa: E402
 
 CLASSES = ("circle", "square", "triangle")
 COLOURS = {"circle": (40, 40, 220), "square": (40, 200, 40), "triangle": (220, 60, 40)}  # BGR
@@ -105,8 +105,8 @@ def test_capture_sessions_keep_fixed_splits_and_split_the_rest(tmp_path):
 
 def test_vr_sim_rendered_session_is_read(tmp_path):
     pytest.importorskip("panda3d", reason="needs the `sim` extra")
-    from sim.dataset import render_dataset
-    from sim.recipe import DatasetRecipe
+    from vr_recognition.sim.dataset import render_dataset
+    from vr_recognition.sim.recipe import DatasetRecipe
 
     recipe = DatasetRecipe(
         classes=("teapot", "box"), per_class=3, width=96, height=64, seed=1, val_fraction=0.34
@@ -159,7 +159,7 @@ def test_val_class_unknown_to_train_is_an_error(tmp_path):
 
 
 def test_cli_reports_layout_errors_before_training(tmp_path, capsys):
-    from training.cli import main
+    from vr_recognition.training.cli import main
 
     root = write_imagefolder(tmp_path / "data", per_class=3, val_per_class=1)
     write_jpeg(root / "val" / "hexagon" / "0.jpg", shape_image("circle", 0))

@@ -7,10 +7,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from training.backbones import WeightsUnavailable, build_backbone, lite0_state_to_timm  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.finetune import L2SP, apply_freeze, build_optimizer, keep_frozen_bn_in_eval, lr_factor  # noqa: E402
-from training.serving_model import ServingModel  # noqa: E402
+from vr_recognition.training.backbones import WeightsUnavailable, build_backbone, lite0_state_to_timm  # noqa: E402
+from vr_recognition.training.config import TrainConfig  # noqa: E402
+from vr_recognition.training.finetune import (  # noqa: E402
+    L2SP,
+    apply_freeze,
+    build_optimizer,
+    keep_frozen_bn_in_eval,
+    lr_factor,
+)
+from vr_recognition.training.serving_model import ServingModel  # noqa: E402
 
 SIZE = 32
 

@@ -16,11 +16,12 @@ pytest.importorskip("torchvision")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract  # noqa: E402
+from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract  # noqa: E402
+from vr_recognition.training.checkpoints import load_checkpoint  # noqa: E402
+from vr_recognition.training.cli import main  # noqa: E402
+from vr_recognition.training.serving_eval import serving_accuracy  # noqa: E402
+
 from tests.test_train_data import CLASSES, write_imagefolder  # noqa: E402
-from training.checkpoints import load_checkpoint  # noqa: E402
-from training.cli import main  # noqa: E402
-from training.serving_eval import serving_accuracy  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = "32"
@@ -88,10 +89,10 @@ def test_an_existing_run_is_not_overwritten_without_resume(dataset, trained_run,
 
 def test_two_process_torchrun_on_cpu(dataset, tmp_path):
     out = tmp_path / "ddp"
-    environment = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "training.cli", *train_args(dataset, out), "--batch-size", "4",
+        "-m", "vr_recognition.training.cli", *train_args(dataset, out), "--batch-size", "4",
     ]  # fmt: skip
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=180, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]

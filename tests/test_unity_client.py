@@ -23,11 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from vr_recognition.training.capture_format import read_session
 
 from tests.conftest import require_debian_package
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import COLOURS_BGR, ServerProcess, solid_jpeg
-from training.capture_format import read_session
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "unity_client"

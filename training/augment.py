@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
-from server.preprocess import decode_jpeg
+from vr_recognition.server.preprocess import decode_jpeg
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
-
-from server.model_format import IMAGENET_MEAN, IMAGENET_STD
-from training.config import TrainVrError
+from vr_recognition.server.model_format import IMAGENET_MEAN, IMAGENET_STD
+from vr_recognition.training.config import TrainVrError
 
 TORCHVISION_ARCHES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small")
 ARCHES = (*TORCHVISION_ARCHES, "efficientnet_lite0")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from training.config import TrainConfig, TrainVrError
+from vr_recognition.training.config import TrainConfig, TrainVrError
 
 
 def _pair(kind: type):
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["export"]:
             args = build_export_parser().parse_args(argv[1:])
-            from training.export import export_checkpoint
+            from vr_recognition.training.export import export_checkpoint
 
             export_checkpoint(
                 args.checkpoint,
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.out or (not args.data and not args.resume):
             parser.error("--data and --out are required (--out alone with --resume)")
         config = config_from_args(args)
-        from training.trainer import train
+        from vr_recognition.training.trainer import train
 
         train(config, resume=args.resume)
         return 0

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from server.preprocess import decode_jpeg
-from training.capture_format import CaptureFormatError, find_sessions, read_dataset
+from vr_recognition.server.preprocess import decode_jpeg
+from vr_recognition.training.capture_format import CaptureFormatError, find_sessions, read_dataset
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 JPEG_SOI = b"\xff\xd8"

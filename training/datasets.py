@@ -9,11 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-
-from server.model_format import ModelContract
-from server.preprocess import preprocess_jpeg
-from training.augment import StreamAugmentation
-from training.data_sources import Sample, read_jpeg_bytes
+from vr_recognition.server.model_format import ModelContract
+from vr_recognition.server.preprocess import preprocess_jpeg
+from vr_recognition.training.augment import StreamAugmentation
+from vr_recognition.training.data_sources import Sample, read_jpeg_bytes
 
 
 class AugmentedFrames(Dataset):

@@ -17,14 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract
-from training.backbones import build_backbone
-from training.checkpoints import load_checkpoint
-from training.config import TrainVrError
-from training.data_sources import DatasetError, index_dataset
-from training.datasets import contract_for, serving_inputs
-from training.serving_model import ServingModel
+from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract
+from vr_recognition.training.backbones import build_backbone
+from vr_recognition.training.checkpoints import load_checkpoint
+from vr_recognition.training.config import TrainVrError
+from vr_recognition.training.data_sources import DatasetError, index_dataset
+from vr_recognition.training.datasets import contract_for, serving_inputs
+from vr_recognition.training.serving_model import ServingModel
 
 MIN_TOP1_AGREEMENT = 0.995
 MAX_PARITY_FRAMES = 512

@@ -13,9 +13,8 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-
-from training.backbones import Backbone
-from training.config import TrainConfig
+from vr_recognition.training.backbones import Backbone
+from vr_recognition.training.config import TrainConfig
 
 
 def frozen_prefixes(backbone: Backbone, freeze: str) -> tuple[str, ...]:

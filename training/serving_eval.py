@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract
-from server.preprocess import jpeg_size, preprocess_frame
-from server.protocol import Frame, ImageFormat, Limits, decode_frame, encode_frame
-from training.data_sources import index_dataset, read_jpeg_bytes
+from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract
+from vr_recognition.server.preprocess import jpeg_size, preprocess_frame
+from vr_recognition.server.protocol import Frame, ImageFormat, Limits, decode_frame, encode_frame
+from vr_recognition.training.data_sources import index_dataset, read_jpeg_bytes
 
 BATCH = 32
 

@@ -18,17 +18,22 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
-
-from training import reports
-from training.augment import StreamAugmentation
-from training.backbones import build_backbone
-from training.checkpoints import load_checkpoint, restore_rng_states, rng_states, save_atomic
-from training.config import TrainConfig
-from training.data_sources import DatasetIndex, index_dataset
-from training.datasets import AugmentedFrames, contract_for, serving_inputs
-from training.distributed import World, all_sum, broadcast_from_main, init_world, shutdown
-from training.finetune import L2SP, apply_freeze, build_optimizer, keep_frozen_bn_in_eval, lr_factor
-from training.serving_model import ServingModel
+from vr_recognition.training import reports
+from vr_recognition.training.augment import StreamAugmentation
+from vr_recognition.training.backbones import build_backbone
+from vr_recognition.training.checkpoints import load_checkpoint, restore_rng_states, rng_states, save_atomic
+from vr_recognition.training.config import TrainConfig
+from vr_recognition.training.data_sources import DatasetIndex, index_dataset
+from vr_recognition.training.datasets import AugmentedFrames, contract_for, serving_inputs
+from vr_recognition.training.distributed import World, all_sum, broadcast_from_main, init_world, shutdown
+from vr_recognition.training.finetune import (
+    L2SP,
+    apply_freeze,
+    build_optimizer,
+    keep_frozen_bn_in_eval,
+    lr_factor,
+)
+from vr_recognition.training.serving_model import ServingModel
 
 EVAL_BATCH = 64
 
@@ -306,7 +311,7 @@ def _final_report(config, out, index, model, val_images, val_labels, device, his
         f"best epoch {best['epoch']}: val accuracy {val_accuracy:.4f}; wrote {out}/metrics.json", flush=True
     )
     if config.export:
-        from training.export import export_checkpoint
+        from vr_recognition.training.export import export_checkpoint
 
         metrics["export"] = export_checkpoint(
             out / "best.pt", Path(config.export), fp16=config.export_fp16, opset=config.opset

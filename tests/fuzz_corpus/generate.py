@@ -21,7 +21,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from server import protocol as p  # noqa: E402
+from vr_recognition.server import protocol as p  # noqa: E402
 
 
 def jpeg(image: Image.Image, **options) -> bytes:

@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from server import protocol as p  # noqa: E402
+from vr_recognition.server import protocol as p  # noqa: E402
 
 # A real 16x8 baseline JPEG (a colour gradient, quality 90), stored here so generation needs no codec.
 JPEG_16x8 = bytes.fromhex(
