@@ -77,7 +77,7 @@ class RecognitionClient:
         origin: str | None = None,
         ssl: ssl_module.SSLContext | None = None,
         open_timeout: float = 10.0,
-        max_size: int = 16 * 1024 * 1024,
+        max_size: int = protocol.DEFAULT_MAX_MESSAGE_BYTES,
     ) -> RecognitionClient:
         """Open the websocket (compression off: it costs ~10 ms per JPEG), hello, await the server hello."""
         from vr_recognition.server import __version__

@@ -30,6 +30,11 @@ MAX_JSON_SAFE_INT = 2**53 - 1  # largest integer every JSON parser (JavaScript t
 MAX_U32 = 2**32 - 1
 
 DEFAULT_MAX_CONTROL_BYTES = 64 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 2**20  # a websocket message (frame or JSON); limits.max_message_bytes
+# The server's defaults when neither its command line nor the client's hello says otherwise.
+DEFAULT_PORT = 8765
+DEFAULT_BUDGET_MS = 11.1  # one frame of a 90 Hz display
+DEFAULT_TOP_K = 5
 MAX_JSON_DEPTH = 32
 
 
@@ -574,7 +579,7 @@ class ModelInfo:
 class Limits:
     """What the server accepts; clients size their frames and settings from this."""
 
-    max_message_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_control_bytes: int = DEFAULT_MAX_CONTROL_BYTES
     max_width: int = 8192
     max_height: int = 8192
@@ -849,7 +854,7 @@ def _decode_result(obj: dict[str, Any]) -> Result:
     )
 
 
-def decode_server_message(text: str | bytes, max_bytes: int = 16 * 1024 * 1024) -> ServerMessage:
+def decode_server_message(text: str | bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> ServerMessage:
     """Parse a server message; unknown fields are ignored so newer servers stay readable."""
     obj = parse_json_object(text, max_bytes)
     kind = obj["type"]
