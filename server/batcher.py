@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-LATE_POLICIES = ("skip", "infer")
+from vr_recognition.server.config import LATE_POLICIES
+
 WAKE_MARGIN_S = 0.003  # timer wake-up jitter allowance
 log = logging.getLogger("vr_serve.batcher")
 

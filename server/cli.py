@@ -12,14 +12,13 @@ import logging
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from vr_recognition.server import __version__
+from vr_recognition.server.config import LATE_POLICIES, ServerConfig
+from vr_recognition.server.config import defaults as config_defaults
+from vr_recognition.server.errors import ServeError
 from vr_recognition.server.logs import configure_logging
 from vr_recognition.server.protocol import Limits
-
-if TYPE_CHECKING:
-    from vr_recognition.server.app import ServerConfig
 
 log = logging.getLogger("vr_serve")
 
@@ -32,7 +31,7 @@ NO_MODEL_HELP = (
 )
 
 
-class SetupError(RuntimeError):
+class SetupError(ServeError):
     """Something about the installation or the files prevents serving; the message says what to do."""
 
 
@@ -73,79 +72,90 @@ def check_single_onnxruntime() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    d = config_defaults()  # every default comes from ServerConfig (server/config.py)
+    limits = d["limits"]
     parser = argparse.ArgumentParser(
         prog="vr-serve",
         description="Real-time recognition server: headsets stream frames over websockets "
         "(protocol: docs/protocol.md) and get class predictions within a per-frame latency budget.",
     )
-    parser.add_argument(
-        "--model", type=Path, help="ONNX model exported by train-vr (default: see --models-dir)"
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("--model", type=Path, help="ONNX model exported by train-vr (default: see --models-dir)")
+    add(
         "--models-dir",
         type=Path,
         default=DEFAULT_MODELS_DIR,
         help="where to look without --model: default.onnx, else the only .onnx (default: %(default)s)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=8765, help="websocket and HTTP port (default: %(default)s)"
-    )
-    parser.add_argument(
+    add("--host", default=d["host"], help="address to listen on (default: %(default)s)")
+    add("--port", type=int, default=d["port"], help="websocket and HTTP port (default: %(default)s)")
+    add(
         "--budget-ms",
         type=float,
-        default=11.1,
-        help="default per-frame budget; clients may set their own (90 Hz: 11.1)",
+        default=d["budget_ms"],
+        help="default per-frame budget; clients may set their own (default: %(default)s, one 90 Hz frame)",
     )
-    parser.add_argument(
-        "--top-k", type=int, default=5, help="default labels per result (default: %(default)s)"
-    )
-    parser.add_argument("--max-batch", type=int, default=8, help="largest inference batch across streams")
-    parser.add_argument(
+    add("--top-k", type=int, default=d["top_k"], help="default labels per result (default: %(default)s)")
+    add("--max-batch", type=int, default=d["max_batch"], help="largest inference batch across streams")
+    add(
         "--batch-wait-ms",
         type=float,
-        default=0.0,
+        default=d["batch_wait_ms"],
         help="wait this long for a fuller batch, never past a deadline (default 0: batch what is queued)",
     )
-    parser.add_argument(
+    add(
         "--late-policy",
-        choices=("skip", "infer"),
-        default="skip",
+        choices=LATE_POLICIES,
+        default=d["late_policy"],
         help="late frames: answer 'late' unrun while fresher frames wait (skip), or run them all (infer)",
     )
-    parser.add_argument(
+    add(
         "--providers",
-        default="auto",
+        default=d["providers"],
         help="onnxruntime execution providers: auto (tensorrt, cuda, cpu: what is available) or a list",
     )
-    parser.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
-    parser.add_argument("--decode-threads", type=int, default=2, help="threads decoding frames (default: 2)")
-    parser.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (or ?token=TOKEN) to connect")
-    parser.add_argument("--tls-cert", type=Path, help="certificate chain (PEM) to serve wss://")
-    parser.add_argument("--tls-key", type=Path, help="private key (PEM) for --tls-cert")
-    parser.add_argument(
-        "--allowed-origins", help="comma-separated Origin values browsers may connect from (others: 403)"
+    add("--threads", type=int, default=d["threads"], help="onnxruntime intra-op threads (default: all cores)")
+    add(
+        "--decode-threads",
+        type=int,
+        default=d["decode_threads"],
+        help="threads decoding frames (default: %(default)s)",
     )
-    parser.add_argument("--max-streams", type=int, default=64, help="refuse connections beyond this many")
-    parser.add_argument("--max-message-mb", type=float, default=16, help="largest websocket message accepted")
-    parser.add_argument(
-        "--send-timeout", type=float, default=5.0, help="drop a client that reads nothing this long"
+    add("--token", help="require 'Authorization: Bearer TOKEN' (or ?token=TOKEN) to connect")
+    add("--tls-cert", type=Path, help="certificate chain (PEM) to serve wss://")
+    add("--tls-key", type=Path, help="private key (PEM) for --tls-cert")
+    add("--allowed-origins", help="comma-separated Origin values browsers may connect from (others: 403)")
+    add(
+        "--max-streams",
+        type=int,
+        default=d["max_streams"],
+        help="refuse connections beyond this many (default: %(default)s)",
     )
-    parser.add_argument(
+    add(
+        "--max-message-mb",
+        type=float,
+        default=limits.max_message_bytes / 2**20,
+        help="largest websocket message accepted (default: %(default)s)",
+    )
+    add(
+        "--send-timeout",
+        type=float,
+        default=d["send_timeout_s"],
+        help="drop a client that reads nothing this long (default: %(default)s s)",
+    )
+    add(
         "--keepalive",
         type=float,
-        default=10.0,
-        help="ping every this many seconds; close a client whose pong is this late (default: 10)",
+        default=d["keepalive_s"],
+        help="ping every this many seconds; close a client whose pong is this late (default: %(default)s)",
     )
-    parser.add_argument("--watch", action="store_true", help="hot-reload the model when its file changes")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("--version", action="version", version=f"vr-serve {__version__}")
+    add("--watch", action="store_true", help="hot-reload the model when its file changes")
+    add("--log-format", choices=("text", "json"), default="text")
+    add("--version", action="version", version=f"vr-serve {__version__}")
     return parser
 
 
 def config_from_args(args: argparse.Namespace, model: Path) -> ServerConfig:
-    from vr_recognition.server.app import ServerConfig  # imports onnxruntime: only after the install check
-
     if (args.tls_cert is None) != (args.tls_key is None):
         raise SetupError("--tls-cert and --tls-key go together")
     origins = tuple(o.strip() for o in (args.allowed_origins or "").split(",") if o.strip())
@@ -175,7 +185,6 @@ def config_from_args(args: argparse.Namespace, model: Path) -> ServerConfig:
 
 async def serve_until_stopped(config: ServerConfig) -> int:
     from vr_recognition.server.app import RecognitionServer
-    from vr_recognition.server.model_format import ModelFormatError
 
     server = RecognitionServer(config)
     await server.start()
@@ -186,7 +195,7 @@ async def serve_until_stopped(config: ServerConfig) -> int:
     )
     try:
         await server.load_model()
-    except (ModelFormatError, ValueError) as exc:
+    except ServeError as exc:
         log.error("cannot serve %s: %s", config.model_path, exc)
         await server.shutdown()
         return 2
@@ -203,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         if not model.is_file():
             raise SetupError(f"Model file {model} does not exist.\n{NO_MODEL_HELP}")
         config = config_from_args(args, model)
-    except SetupError as exc:
+    except ServeError as exc:
         print(f"vr-serve: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.log_format)

@@ -14,6 +14,9 @@ import ssl as ssl_module
 import time
 from collections.abc import AsyncIterator
 
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
 from vr_recognition.server import protocol
 from vr_recognition.server.protocol import (
     ClientHello,
@@ -31,8 +34,6 @@ from vr_recognition.server.protocol import (
     ServerMessage,
     StreamSettings,
 )
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 
 def monotonic_us() -> int:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+from vr_recognition.server.errors import ServeError
 from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract, ModelFormatError
 from vr_recognition.server.protocol import ModelInfo
 
@@ -43,16 +45,20 @@ def provider_options(name: str, cache_dir: Path, fp16: bool) -> dict[str, str]:
     return {}
 
 
+class ProviderError(ServeError):
+    """The execution providers asked for are unknown or not available in this onnxruntime."""
+
+
 def resolve_providers(spec: str) -> list[str]:
     """'auto' or a comma list like 'tensorrt,cuda,cpu' -> the short names onnxruntime can offer here."""
     available = set(ort.get_available_providers())
     wanted = AUTO_ORDER if spec == "auto" else tuple(p.strip().lower() for p in spec.split(",") if p.strip())
     unknown = [p for p in wanted if p not in PROVIDER_NAMES]
     if unknown:
-        raise ValueError(f"unknown provider(s) {unknown}; choose from {list(PROVIDER_NAMES)} or 'auto'")
+        raise ProviderError(f"unknown provider(s) {unknown}; choose from {list(PROVIDER_NAMES)} or 'auto'")
     chosen = [p for p in wanted if PROVIDER_NAMES[p] in available]
     if not chosen:
-        raise ValueError(f"none of {list(wanted)} is available; onnxruntime offers {sorted(available)}")
+        raise ProviderError(f"none of {list(wanted)} is available; onnxruntime offers {sorted(available)}")
     return chosen
 
 

@@ -10,6 +10,8 @@ import threading
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from vr_recognition.server import protocol as p
+
 # Buckets from 0.5 ms to 2 s: a 90 Hz frame budget is 11.1 ms, CPU inference is ~50 ms.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.011, 0.016, 0.025, 0.04, 0.06, 0.1,
                    0.16, 0.25, 0.5, 1.0, 2.0)  # fmt: skip
@@ -61,6 +63,34 @@ class ServerMetrics:
         self.model_info = Gauge(
             "vr_model_info", "The model being served (value 1)", ["name", "version", "provider"], registry=r
         )
+
+    def record(self, message: p.ServerMessage) -> None:
+        """Count one message sent to a client. Every answer passes here, with its timings, so this is
+        the one place where frames and errors are counted."""
+        if isinstance(message, p.ErrorMessage):
+            self.failure.labels(message.code).inc()
+            return
+        if not isinstance(message, p.Result):
+            return
+        timings = message.timings_ms
+        if "decode" in timings:
+            self.decode_duration.observe(timings["decode"] / 1000.0)
+        if "queue" in timings:
+            self.queue_duration.observe(timings["queue"] / 1000.0)
+        if message.status is p.Status.OK:
+            self.success.inc()
+            self.request_duration.observe(timings["total"] / 1000.0)
+        elif message.status is p.Status.LATE:
+            self.late.inc()
+        elif message.status is p.Status.DROPPED_STALE:
+            self.dropped_stale.inc()
+        elif message.error is not None:
+            self.failure.labels(message.error.code).inc()
+
+    def record_batch(self, size: int, infer_s: float) -> None:
+        """One inference batch ran (the batcher's callback)."""
+        self.batch_size.observe(size)
+        self.compute_duration.observe(infer_s)
 
     def set_model(self, name: str, version: str, provider: str) -> None:
         self.model_info.clear()

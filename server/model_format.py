@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from vr_recognition.server.errors import ServeError
+
 FORMAT_NAME = "vr-recognition-model"
 FORMAT_VERSION = 1
 INPUT_NAME = "image"  # uint8 [batch, height, width, 3], RGB, already resized and cropped
@@ -20,7 +22,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class ModelFormatError(ValueError):
+class ModelFormatError(ServeError):
     """The file is not a model this server can serve; the message says which field is wrong."""
 
 

@@ -1,0 +1,85 @@
+"""A queued frame to its answer: decode (on a thread) → deadline batcher → model → rank.
+
+Shared by all streams. It picks the model when a frame's turn comes, so a hot reload takes effect
+at the next frame, and it never raises for a bad frame: a frame that cannot be decoded, or whose
+batch fails, comes back as an `error` with the code the client can act on (internals stay in the
+log). Timings travel in the answer; the metrics read them there (ServerMetrics.record), once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from vr_recognition.server import protocol as p
+from vr_recognition.server.batcher import BatchItem, DeadlineBatcher
+from vr_recognition.server.inference import InferenceModel
+from vr_recognition.server.preprocess import preprocess_frame
+from vr_recognition.server.session import PendingFrame, Processed, Session
+
+log = logging.getLogger("vr_serve.pipeline")
+
+
+class FramePipeline:
+    def __init__(
+        self,
+        *,
+        model: Callable[[], InferenceModel | None],
+        batcher: DeadlineBatcher,
+        limits: p.Limits,
+        decode_threads: int,
+    ) -> None:
+        self._model = model
+        self.batcher = batcher
+        self.limits = limits
+        self._decode_pool = ThreadPoolExecutor(max(1, decode_threads), thread_name_prefix="decode")
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        self._decode_pool.shutdown(wait=False)
+
+    async def process(self, pending: PendingFrame, session: Session) -> Processed:
+        """Decode, batch, infer, rank: one frame to what its answer says. Never raises for a bad frame."""
+        taken = time.perf_counter()
+        model = self._model()
+        assert model is not None, "streams open only once a model is loaded"
+        version = model.contract.version
+        settings = session.settings(len(model.contract.classes))
+        timings = {"receive": pending.parsed - pending.arrived}
+        loop = asyncio.get_running_loop()
+        try:
+            tensor = await loop.run_in_executor(
+                self._decode_pool, preprocess_frame, pending.frame, model.contract, self.limits,
+                settings.gaze_crop_scale,
+            )  # fmt: skip
+            timings["decode"] = time.perf_counter() - taken
+            outcome = await self.batcher.submit(BatchItem(tensor, pending.deadline, model))
+        except p.ProtocolError as exc:
+            error = p.ErrorInfo(exc.code.value, exc.message)
+            return Processed(p.Status.ERROR, timings, error=error, model_version=version)
+        except Exception:
+            log.exception("frame %d of %s failed", pending.frame.frame_id, session.client)
+            error = p.ErrorInfo(p.ErrorCode.INTERNAL_ERROR.value, "the server failed on this frame")
+            return Processed(p.Status.ERROR, timings, error=error, model_version=version)
+        timings["queue"] = (taken - pending.parsed) + outcome.queue_s
+        if outcome.late:
+            timings["total"] = time.perf_counter() - pending.arrived
+            return Processed(p.Status.LATE, timings, model_version=version)
+        post_start = time.perf_counter()
+        timings["infer"] = outcome.infer_s
+        scores = session.smooth(outcome.probabilities, settings.smoothing_ema_alpha, model)
+        top = np.argsort(-scores)[: settings.top_k]
+        classes = model.contract.classes
+        predictions = tuple(p.Prediction(classes[i], int(i), float(scores[i])) for i in top)
+        done = time.perf_counter()
+        timings["post"] = done - post_start
+        timings["total"] = done - pending.arrived
+        return Processed(p.Status.OK, timings, predictions, model_version=version)
