@@ -10,8 +10,9 @@ Per connection three tasks, each with one job:
   client that takes nothing for `send_timeout_s` (close 1008). Its queue is short, so a client that
   stops reading pushes back on the reader and the worker, and through TCP on itself, never on others.
 
-HTTP on the same port (/healthz, /metrics) and the handshake policy are server/gatekeeper.py; model
-load, reload and watch are server/models.py.
+The sender and the per-connection state are server/connection.py; HTTP on the same port (/healthz,
+/metrics) and the handshake policy are server/gatekeeper.py; model load, reload and watch are
+server/models.py.
 """
 
 from __future__ import annotations
@@ -32,81 +33,17 @@ from vr_recognition.server import protocol as p
 from vr_recognition.server.admission import ServerState, refusal
 from vr_recognition.server.batcher import DeadlineBatcher
 from vr_recognition.server.config import CLOSE_TIMEOUT_S, ServerConfig
+from vr_recognition.server.connection import Sender, Stream, peer
 from vr_recognition.server.gatekeeper import Gatekeeper
 from vr_recognition.server.inference import InferenceModel
-from vr_recognition.server.mailbox import LatestSlot
 from vr_recognition.server.metrics import ServerMetrics
 from vr_recognition.server.models import ModelManager
 from vr_recognition.server.pipeline import FramePipeline
-from vr_recognition.server.session import Close, Events, PendingFrame, Session
+from vr_recognition.server.session import Close, Events, Session
 
 __all__ = ["CLOSE_TIMEOUT_S", "RecognitionServer", "ServerConfig"]
 
 log = logging.getLogger("vr_serve")
-
-# Messages queued for one connection's sender beyond the one it is sending. Replies are small (a
-# result is ~300 bytes); what bounds a stream's memory is that a full queue makes the reader wait,
-# and a waiting reader leaves the client's next frames in TCP buffers (docs/security.md).
-OUTBOX_SIZE = 2
-
-
-class Sender:
-    """The one writer of a connection: sends queued texts in order, then closes when asked."""
-
-    def __init__(self, ws: ServerConnection, timeout_s: float, metrics: ServerMetrics) -> None:
-        self.ws, self.timeout_s, self.metrics = ws, timeout_s, metrics
-        self._queue: asyncio.Queue[str | Close | None] = asyncio.Queue(OUTBOX_SIZE)
-        self._task = asyncio.create_task(self._run(), name="stream-sender")
-
-    async def send(self, text: str) -> None:
-        """Queue a message; waits while the queue is full. Dropped once the connection is gone."""
-        if not self._task.done():
-            await self._queue.put(text)
-
-    async def finish(self, close: Close | None = None) -> None:
-        """Send what is queued, then close with `close` (or just stop), and wait until that is done."""
-        if not self._task.done():
-            await self._queue.put(close)
-        await asyncio.shield(self._task)
-
-    async def _run(self) -> None:
-        try:
-            while True:
-                item = await self._queue.get()
-                if item is None:
-                    return
-                if isinstance(item, Close):
-                    await self.ws.close(item.code, item.reason)
-                    return
-                try:
-                    # asyncio.timeout, not wait_for: no extra task per reply on this hot path
-                    async with asyncio.timeout(self.timeout_s):
-                        await self.ws.send(item)
-                except TimeoutError:
-                    log.warning("closing %s: it read no results for %.1f s", _peer(self.ws), self.timeout_s)
-                    self.metrics.failure.labels(p.ErrorCode.SLOW_CONSUMER.value).inc()
-                    # close() gives up on the closing handshake after close_timeout and drops the connection
-                    await self.ws.close(p.CloseCode.POLICY_VIOLATION, p.ErrorCode.SLOW_CONSUMER.value)
-                    return
-        except ConnectionClosed:
-            return
-        finally:
-            while not self._queue.empty():  # wakes anyone waiting to queue; their messages go nowhere
-                self._queue.get_nowait()
-
-
-class Stream:
-    """One connection's session and the asyncio pieces around it."""
-
-    def __init__(self, ws: ServerConnection, session: Session, sender: Sender) -> None:
-        self.ws, self.session, self.sender = ws, session, sender
-        self.slot: LatestSlot[PendingFrame] = LatestSlot()
-        self.worker: asyncio.Task | None = None
-        self.busy = False  # the worker is decoding/inferring a frame
-
-    @property
-    def idle(self) -> bool:
-        return not self.busy and not self.slot.pending
 
 
 class RecognitionServer:
@@ -256,7 +193,7 @@ class RecognitionServer:
             if await self._await_hello(stream):
                 await self._serve_stream(stream)
         except Exception:
-            log.exception("connection from %s failed", _peer(ws))
+            log.exception("connection from %s failed", peer(ws))
             self.metrics.failure.labels(p.ErrorCode.INTERNAL_ERROR.value).inc()
             await stream.sender.finish(Close(p.CloseCode.INTERNAL_ERROR, p.ErrorCode.INTERNAL_ERROR.value))
         finally:
@@ -297,7 +234,7 @@ class RecognitionServer:
     async def _serve_stream(self, stream: Stream) -> None:
         ws, session = stream.ws, stream.session
         worker = stream.worker = asyncio.create_task(self._work(stream), name="stream-worker")
-        log.info("stream opened: %s from %s", session.client, _peer(ws))
+        log.info("stream opened: %s from %s", session.client, peer(ws))
         try:
             async for message in ws:
                 events = session.receive(message)
@@ -348,8 +285,3 @@ class RecognitionServer:
         task = asyncio.create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _peer(ws: ServerConnection) -> str:
-    address = ws.remote_address
-    return f"{address[0]}:{address[1]}" if address else "?"

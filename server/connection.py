@@ -1,0 +1,85 @@
+"""The asyncio pieces of one connection: its single sender and the stream that ties them together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from vr_recognition.server import protocol as p
+from vr_recognition.server.mailbox import LatestSlot
+from vr_recognition.server.metrics import ServerMetrics
+from vr_recognition.server.session import Close, PendingFrame, Session
+
+log = logging.getLogger("vr_serve")
+
+# Messages queued for one connection's sender beyond the one it is sending. Replies are small (a
+# result is ~300 bytes); what bounds a stream's memory is that a full queue makes the reader wait,
+# and a waiting reader leaves the client's next frames in TCP buffers (docs/security.md).
+OUTBOX_SIZE = 2
+
+
+class Sender:
+    """The one writer of a connection: sends queued texts in order, then closes when asked."""
+
+    def __init__(self, ws: ServerConnection, timeout_s: float, metrics: ServerMetrics) -> None:
+        self.ws, self.timeout_s, self.metrics = ws, timeout_s, metrics
+        self._queue: asyncio.Queue[str | Close | None] = asyncio.Queue(OUTBOX_SIZE)
+        self._task = asyncio.create_task(self._run(), name="stream-sender")
+
+    async def send(self, text: str) -> None:
+        """Queue a message; waits while the queue is full. Dropped once the connection is gone."""
+        if not self._task.done():
+            await self._queue.put(text)
+
+    async def finish(self, close: Close | None = None) -> None:
+        """Send what is queued, then close with `close` (or just stop), and wait until that is done."""
+        if not self._task.done():
+            await self._queue.put(close)
+        await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is None:
+                    return
+                if isinstance(item, Close):
+                    await self.ws.close(item.code, item.reason)
+                    return
+                try:
+                    # asyncio.timeout, not wait_for: no extra task per reply on this hot path
+                    async with asyncio.timeout(self.timeout_s):
+                        await self.ws.send(item)
+                except TimeoutError:
+                    log.warning("closing %s: it read no results for %.1f s", peer(self.ws), self.timeout_s)
+                    self.metrics.failure.labels(p.ErrorCode.SLOW_CONSUMER.value).inc()
+                    # close() gives up on the closing handshake after close_timeout and drops the connection
+                    await self.ws.close(p.CloseCode.POLICY_VIOLATION, p.ErrorCode.SLOW_CONSUMER.value)
+                    return
+        except ConnectionClosed:
+            return
+        finally:
+            while not self._queue.empty():  # wakes anyone waiting to queue; their messages go nowhere
+                self._queue.get_nowait()
+
+
+class Stream:
+    """One connection's session and the asyncio pieces around it."""
+
+    def __init__(self, ws: ServerConnection, session: Session, sender: Sender) -> None:
+        self.ws, self.session, self.sender = ws, session, sender
+        self.slot: LatestSlot[PendingFrame] = LatestSlot()
+        self.worker: asyncio.Task | None = None
+        self.busy = False  # the worker is decoding/inferring a frame
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy and not self.slot.pending
+
+
+def peer(ws: ServerConnection) -> str:
+    address = ws.remote_address
+    return f"{address[0]}:{address[1]}" if address else "?"
