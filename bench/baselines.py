@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from vr_recognition.bench.frames import EncodedFrame
 from vr_recognition.bench.spawn import SpawnedServer
 from vr_recognition.bench.stats import percentiles

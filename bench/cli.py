@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from vr_recognition.bench.frames import EncodedFrame, frames_from_folder, frames_from_sim, parse_size
+from vr_recognition.bench.frames import EncodedFrame, frames_from_folder, frames_from_sim
 from vr_recognition.bench.openloop import LoadConfig, run_load
 from vr_recognition.bench.report import (
     describe,
@@ -31,6 +31,7 @@ from vr_recognition.bench.report import (
 )
 from vr_recognition.bench.spawn import SpawnedServer, SpawnError
 from vr_recognition.bench.stats import Summary, summarize
+from vr_recognition.server.imaging import parse_size
 
 SWEEPABLE = {"streams": int, "fps": float}
 

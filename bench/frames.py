@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+from vr_recognition.server.imaging import encode_jpeg, list_images, resize
 
 
 @dataclass(frozen=True)
@@ -22,43 +22,19 @@ class EncodedFrame:
     height: int
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'1280x720' -> (1280, 720)."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like 1280x720, not {text!r}") from None
-    if width < 1 or height < 1:
-        raise ValueError(f"size must be positive, not {text!r}")
-    return width, height
-
-
 def encode(rgb: np.ndarray, size: tuple[int, int], quality: int) -> EncodedFrame:
     """Resize to the headset's frame size and JPEG-encode, as the headset would before sending."""
     width, height = size
     if rgb.shape[1] != width or rgb.shape[0] != height:
-        shrinking = width < rgb.shape[1] or height < rgb.shape[0]
-        rgb = cv2.resize(
-            rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        )
-    ok, data = cv2.imencode(
-        ".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-    )
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return EncodedFrame(data.tobytes(), width, height)
-
-
-def image_files(folder: Path) -> list[Path]:
-    """Every image below `folder`, in a stable order so two runs send the same frames."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        rgb = resize(rgb, width, height)
+    return EncodedFrame(encode_jpeg(rgb, quality), width, height)
 
 
 def frames_from_folder(
     folder: Path, size: tuple[int, int], quality: int, limit: int = 256
 ) -> list[EncodedFrame]:
     """Up to `limit` images from a folder (spread evenly over it), resized and encoded."""
-    files = image_files(folder)
+    files = list_images(folder)  # sorted: two runs send the same frames
     if not files:
         raise ValueError(f"no images (jpg/png) found under {folder}")
     if len(files) > limit:

@@ -21,11 +21,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from vr_recognition.server import __version__
-from vr_recognition.server import protocol as p
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
+
+from vr_recognition.server import __version__
+from vr_recognition.server import protocol as p
 
 PROVIDER = "torch-eager-cpu"
 

@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _recipe_from(args: argparse.Namespace, **extra):
-    from vr_recognition.sim.recipe import load_recipe, parse_size
+    from vr_recognition.server.imaging import parse_size
+    from vr_recognition.sim.recipe import load_recipe
 
     width = height = None
     if args.size:
@@ -153,11 +154,11 @@ def _stream(args: argparse.Namespace) -> int:
     import json
 
     from vr_recognition.server.client import ServerRefused
-    from vr_recognition.sim.recipe import parse_size
-    from vr_recognition.sim.stream import StreamSettings, stream_to_server
+    from vr_recognition.server.imaging import parse_size
+    from vr_recognition.sim.stream import SimRunSettings, stream_to_server
 
     width, height = parse_size(args.size)
-    settings = StreamSettings(
+    settings = SimRunSettings(
         url=args.url,
         fps=args.fps,
         duration_s=args.duration,
@@ -191,11 +192,10 @@ def _stream(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
+    from vr_recognition.server.imaging import encode_jpeg, parse_size
     from vr_recognition.sim.catalog import DEFAULT_CLASSES
     from vr_recognition.sim.engine import OffscreenRenderer
-    from vr_recognition.sim.postprocess import encode_jpeg
     from vr_recognition.sim.randomization import SceneRanges, sample_frame
-    from vr_recognition.sim.recipe import parse_size
     from vr_recognition.sim.scene import FrameRenderer
 
     for size in args.size or ["224x224", "1280x720"]:

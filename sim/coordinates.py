@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from vr_recognition.training.capture_format import HeadPose
+from vr_recognition.server.protocol import Pose
 
 
 def panda_to_unity_vector(vector: Sequence[float]) -> tuple[float, float, float]:
@@ -54,7 +54,7 @@ def rotate(quaternion: Sequence[float], vector: Sequence[float]) -> tuple[float,
     )
 
 
-def head_pose_of(camera, world) -> HeadPose:  # NodePaths; untyped so this module needs no panda3d import
+def head_pose_of(camera, world) -> Pose:  # NodePaths; untyped so this module needs no panda3d import
     """The camera's pose in `world`, in capture-format (Unity) coordinates."""
     position = camera.get_pos(world)
     right = world.get_relative_vector(camera, (1, 0, 0))
@@ -63,4 +63,4 @@ def head_pose_of(camera, world) -> HeadPose:  # NodePaths; untyped so this modul
     rotation = quaternion_from_basis(
         panda_to_unity_vector(right), panda_to_unity_vector(up), panda_to_unity_vector(forward)
     )
-    return HeadPose(position=panda_to_unity_vector(position), rotation=rotation)
+    return Pose(position=panda_to_unity_vector(position), rotation=rotation)

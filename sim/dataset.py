@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+
+from vr_recognition.server.imaging import encode_jpeg
 from vr_recognition.sim import SOURCE_NAME
 from vr_recognition.sim.engine import OffscreenRenderer
-from vr_recognition.sim.postprocess import encode_jpeg
 from vr_recognition.sim.randomization import derive_seed, sample_frame
 from vr_recognition.sim.recipe import DatasetRecipe
 from vr_recognition.sim.scene import FrameRenderer

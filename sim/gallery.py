@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
 from vr_recognition.sim.engine import OffscreenRenderer
 from vr_recognition.sim.randomization import sample_frame
 from vr_recognition.sim.recipe import DatasetRecipe

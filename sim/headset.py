@@ -12,6 +12,8 @@ import dataclasses
 import math
 
 import numpy as np
+
+from vr_recognition.server.protocol import Pose
 from vr_recognition.sim.catalog import resolve_classes
 from vr_recognition.sim.coordinates import head_pose_of
 from vr_recognition.sim.engine import OffscreenRenderer
@@ -23,7 +25,6 @@ from vr_recognition.sim.randomization import (
     sample_lighting,
 )
 from vr_recognition.sim.scene import SceneBuilder
-from vr_recognition.training.capture_format import HeadPose
 
 HOME = (0.0, 0.0, 1.65)  # where the user stands, Panda3D coordinates (z up), head height 1.65 m
 
@@ -32,7 +33,7 @@ HOME = (0.0, 0.0, 1.65)  # where the user stands, Panda3D coordinates (z up), he
 class LiveFrame:
     rgb: np.ndarray  # HxWx3 uint8
     label: str  # object nearest the gaze point
-    pose: HeadPose  # capture-format (Unity) coordinates
+    pose: Pose  # capture-format (Unity) coordinates
     gaze: tuple[float, float]  # normalised, origin top-left
     timestamp_s: float
 

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from vr_recognition.sim.catalog import BACKGROUND_TEXTURES, CATALOG
 
 Vec3 = tuple[float, float, float]
@@ -72,7 +73,13 @@ class Background:
 
 
 @dataclass(frozen=True)
-class HeadPose:
+class Viewpoint:
+    """Where the sampled head stands and what it aims at (Panda3D coordinates), before jitter and roll.
+
+    Not a pose: the renderer turns it into a camera, whose pose (server.protocol.Pose, Unity
+    coordinates) is what a frame records.
+    """
+
     position: Vec3
     look_at: Vec3
     yaw_jitter_deg: float
@@ -90,7 +97,7 @@ class MotionBlur:
 class FrameParameters:
     label: str
     target: Placement
-    head: HeadPose
+    head: Viewpoint
     lighting: Lighting
     background: Background
     distractors: tuple[Placement, ...]
@@ -103,7 +110,7 @@ def sample_frame(
     """All random choices for frame `index` of class `label`."""
     rng = np.random.default_rng(derive_seed("vr-sim-frame", seed, label, index))
     target = _placement(rng, label, (0.0, 0.0, float(rng.uniform(*ranges.object_height_m))), 0.0)
-    head = _head_pose(rng, target.centre, ranges)
+    head = _viewpoint(rng, target.centre, ranges)
     view_heading = _heading_towards(head.position, target.centre)
     target = Placement(
         label,
@@ -137,7 +144,7 @@ def _placement(rng: np.random.Generator, name: str, centre: Vec3, heading: float
     return Placement(name, float(rng.uniform(low, high)), centre, heading)
 
 
-def _head_pose(rng: np.random.Generator, target: Vec3, ranges: SceneRanges) -> HeadPose:
+def _viewpoint(rng: np.random.Generator, target: Vec3, ranges: SceneRanges) -> Viewpoint:
     distance = float(rng.uniform(*ranges.distance_m))
     azimuth = math.radians(float(rng.uniform(-180, 180)))
     height = float(rng.uniform(*ranges.head_height_m))
@@ -147,7 +154,7 @@ def _head_pose(rng: np.random.Generator, target: Vec3, ranges: SceneRanges) -> H
         target[1] - horizontal * math.cos(azimuth),
         height,
     )
-    return HeadPose(
+    return Viewpoint(
         position=position,
         look_at=target,
         yaw_jitter_deg=float(rng.uniform(-1, 1)) * ranges.head_yaw_jitter_deg,
@@ -162,7 +169,12 @@ def _heading_towards(origin: Vec3, target: Vec3) -> float:
 
 
 def _distractor(
-    rng: np.random.Generator, name: str, head: HeadPose, target: Placement, ranges: SceneRanges, aspect: float
+    rng: np.random.Generator,
+    name: str,
+    head: Viewpoint,
+    target: Placement,
+    ranges: SceneRanges,
+    aspect: float,
 ) -> Placement:
     """Another class's object off to the side of the view and no nearer than the labelled object."""
     half_v = math.radians(ranges.vertical_fov_deg) / 2

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from vr_recognition.server.imaging import parse_size
 from vr_recognition.sim.catalog import DEFAULT_CLASSES, resolve_classes
 from vr_recognition.sim.randomization import SceneRanges
 
@@ -39,15 +40,6 @@ class DatasetRecipe:
     @property
     def resolved_session_name(self) -> str:
         return self.session_name or f"vr-sim-seed{self.seed}"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'1280x720' -> (1280, 720)."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like 1280x720, got {text!r}") from None
-    return width, height
 
 
 def _load_toml(path: Path) -> dict[str, Any]:

@@ -16,12 +16,13 @@ from panda3d.core import (
     NodePath,
     TextureStage,
 )
+
+from vr_recognition.server.imaging import motion_blur
+from vr_recognition.server.protocol import Pose
 from vr_recognition.sim.catalog import CATALOG, ENVIRONMENT_MODEL
 from vr_recognition.sim.coordinates import head_pose_of
 from vr_recognition.sim.engine import OffscreenRenderer
-from vr_recognition.sim.postprocess import linear_motion_blur
 from vr_recognition.sim.randomization import Background, FrameParameters, Lighting, Placement
-from vr_recognition.training.capture_format import HeadPose
 
 OVERRIDE = 1000  # attribute priority that beats anything a model file sets
 WALL_HEIGHT_M = 3.0
@@ -44,7 +45,7 @@ class ComposedScene:
 class RenderedFrame:
     rgb: np.ndarray  # HxWx3 uint8
     label: str
-    pose: HeadPose  # capture-format (Unity) coordinates
+    pose: Pose  # capture-format (Unity) coordinates
     gaze: tuple[float, float]  # labelled object's projected centre, normalised, origin top-left
     distractors: int  # distractors kept in the frame (some may still be outside the view)
 
@@ -183,9 +184,7 @@ class FrameRenderer:
         assert gaze is not None, "the labelled object is always in front of the head"
         rgb = self.renderer.render_rgb()
         if params.blur is not None:
-            rgb = linear_motion_blur(
-                rgb, round(params.blur.length_fraction * rgb.shape[1]), params.blur.angle_deg
-            )
+            rgb = motion_blur(rgb, round(params.blur.length_fraction * rgb.shape[1]), params.blur.angle_deg)
         return RenderedFrame(
             rgb=rgb,
             label=params.label,

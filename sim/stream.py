@@ -14,15 +14,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
 from vr_recognition.server import protocol as p
 from vr_recognition.server.client import RecognitionClient, monotonic_us
+from vr_recognition.server.imaging import encode_jpeg
 from vr_recognition.sim.catalog import DEFAULT_CLASSES
 from vr_recognition.sim.headset import LiveScene
-from vr_recognition.sim.postprocess import encode_jpeg
 
 
 @dataclasses.dataclass(frozen=True)
-class StreamSettings:
+class SimRunSettings:
+    """One `vr-sim stream` run: where to send, how many headsets, how fast and for how long.
+
+    Not the protocol's StreamSettings (what a client asks the server for); run_stream derives those
+    from fps and budget_ms.
+    """
+
     url: str
     fps: float = 90.0
     duration_s: float = 10.0
@@ -75,7 +82,7 @@ class StreamReport:
 class FrameSource:
     """Frames for one stream: rendered on the shared render thread, or pre-rendered and looped."""
 
-    def __init__(self, settings: StreamSettings, index: int, render_thread: ThreadPoolExecutor) -> None:
+    def __init__(self, settings: SimRunSettings, index: int, render_thread: ThreadPoolExecutor) -> None:
         self._settings = settings
         self._index = index
         self._thread = render_thread
@@ -113,7 +120,7 @@ class FrameSource:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._scene.close)
 
 
-async def run_stream(settings: StreamSettings, index: int, render_thread: ThreadPoolExecutor) -> StreamReport:
+async def run_stream(settings: SimRunSettings, index: int, render_thread: ThreadPoolExecutor) -> StreamReport:
     report = StreamReport()
     source = FrameSource(settings, index, render_thread)
     await source.open()
@@ -167,7 +174,7 @@ async def _receive(
             report.errors += 1
 
 
-async def stream_to_server(settings: StreamSettings) -> list[StreamReport]:
+async def stream_to_server(settings: SimRunSettings) -> list[StreamReport]:
     """Run every stream concurrently; rendering shares one thread (Panda3D owns one graphics context)."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as render_thread:
         return list(

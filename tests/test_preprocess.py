@@ -6,15 +6,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+
 from vr_recognition.server import protocol as p
+from vr_recognition.server.imaging import jpeg_size, reduction_factor
 from vr_recognition.server.model_format import ModelContract
 from vr_recognition.server.preprocess import (
     decode_frame_image,
     gaze_crop,
-    jpeg_size,
     preprocess_frame,
     preprocess_jpeg,
-    reduction_factor,
 )
 from vr_recognition.sim.headset import LiveScene
 

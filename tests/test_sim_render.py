@@ -13,12 +13,12 @@ import pytest
 pytest.importorskip("panda3d", reason="needs the `sim` extra: pip install .[sim]")
 np = pytest.importorskip("numpy")
 
+from vr_recognition.server.imaging import decode_jpeg  # noqa: E402
 from vr_recognition.sim.catalog import DEFAULT_CLASSES  # noqa: E402
 from vr_recognition.sim.coordinates import rotate  # noqa: E402
 from vr_recognition.sim.dataset import render_dataset  # noqa: E402
 from vr_recognition.sim.engine import OffscreenRenderer  # noqa: E402
 from vr_recognition.sim.headset import LiveScene  # noqa: E402
-from vr_recognition.sim.postprocess import decode_jpeg  # noqa: E402
 from vr_recognition.sim.randomization import SceneRanges, sample_frame  # noqa: E402
 from vr_recognition.sim.recipe import DatasetRecipe, load_recipe  # noqa: E402
 from vr_recognition.sim.scene import FrameRenderer, render_object_ids  # noqa: E402

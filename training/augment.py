@@ -3,9 +3,10 @@
 Order follows the physical path: head motion blurs the exposure, the client JPEG-encodes at some
 quality, the server decodes with its reduced-resolution decoder, and the model sees a crop; lighting
 changes (colour jitter) are global, so they are applied to the small crop, where they are cheap.
-Decoding uses server.preprocess.decode_jpeg, the serving decoder. Every random choice comes from the
-`rng` passed in, so a sample's augmentation depends only on (seed, epoch, index): resumed and
-distributed runs see the same pixels as an uninterrupted single-process run.
+Decoding, encoding, resizing and the motion blur come from server.imaging: the serving decoder, and the
+blur vr-sim renders with. Every random choice comes from the `rng` passed in, so a sample's augmentation
+depends only on (seed, epoch, index): resumed and distributed runs see the same pixels as an
+uninterrupted single-process run.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
-from vr_recognition.server.preprocess import decode_jpeg
+
+from vr_recognition.server.imaging import decode_jpeg, encode_jpeg, motion_blur, resize
 
 
 @dataclass(frozen=True)
@@ -69,27 +70,9 @@ class StreamAugmentation:
             box_w = box_h = side
         top = top0 + int(rng.integers(0, side - box_h + 1))
         left = left0 + int(rng.integers(0, side - box_w + 1))
-        crop = rgb[top : top + box_h, left : left + box_w]
-        shrinking = box_w > self.img_size or box_h > self.img_size
-        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        return cv2.resize(crop, (self.img_size, self.img_size), interpolation=interpolation)
-
-
-def motion_blur(rgb: np.ndarray, length: int, angle_deg: float) -> np.ndarray:
-    """Linear motion blur: a line kernel of `length` pixels at `angle_deg` (head turning while exposing)."""
-    kernel = np.zeros((length, length), dtype=np.float32)
-    kernel[length // 2, :] = 1.0
-    rotation = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), angle_deg, 1.0)
-    kernel = cv2.warpAffine(kernel, rotation, (length, length))
-    kernel /= max(kernel.sum(), 1e-6)
-    return cv2.filter2D(rgb, -1, kernel, borderType=cv2.BORDER_REFLECT)
+        return resize(rgb[top : top + box_h, left : left + box_w], self.img_size, self.img_size)
 
 
 def recompress(rgb: np.ndarray, quality: int) -> np.ndarray:
     """Encode as the client would (JPEG at `quality`) and decode with the serving decoder."""
-    ok, encoded = cv2.imencode(
-        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
-    )
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return decode_jpeg(encoded.tobytes(), min(rgb.shape[:2]))
+    return decode_jpeg(encode_jpeg(rgb, quality), min(rgb.shape[:2]))

@@ -1,8 +1,9 @@
 """Writer and reader of the capture-session format shared by the Unity recorder, vr-sim and train-vr.
 
 The format is defined in docs/capture-format.md; this module is its reference implementation. It is pure
-Python (json + pathlib) so that every producer and consumer can use it without pulling in torch, numpy or
-Panda3D, and it never opens images: checking pixels is the trainer's job, checking records is ours.
+Python (json + pathlib, and the pure-Python wire protocol for the head pose type) so that every producer and
+consumer can use it without pulling in torch, numpy or Panda3D, and it never opens images: checking pixels
+is the trainer's job, checking records is ours.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from vr_recognition.server.protocol import Pose
 
 FORMAT_NAME = "vr-capture-session"
 FORMAT_VERSION = 1
@@ -29,24 +32,15 @@ class CaptureFormatError(ValueError):
 
 
 @dataclass(frozen=True)
-class HeadPose:
-    """Head (camera) pose in Unity world coordinates: metres, left-handed, y up, z forward."""
-
-    position: tuple[float, float, float]
-    rotation: tuple[float, float, float, float]  # quaternion x, y, z, w; rotates head-local axes to world
-
-    def to_json(self) -> dict[str, list[float]]:
-        return {"position": list(self.position), "rotation": list(self.rotation)}
-
-
-@dataclass(frozen=True)
 class FrameRecord:
     """One line of frames.jsonl."""
 
     image: str  # path relative to the session folder, forward slashes
     label: str
     timestamp_s: float  # seconds since the session's `created` time
-    pose: HeadPose | None = None
+    # Head (camera) pose, the wire protocol's type: Unity world coordinates (metres, left-handed, y up,
+    # z forward); rotation is a unit quaternion x, y, z, w rotating head-local axes to world.
+    pose: Pose | None = None
     gaze: tuple[float, float] | None = None  # normalised (u, v), origin top-left, v grows downwards
     split: str | None = None  # "train", "val" or None (the trainer decides)
 
@@ -296,7 +290,7 @@ def _parse_frame(payload: Any, classes: frozenset[str], where: str) -> FrameReco
     return FrameRecord(image=image, label=label, timestamp_s=timestamp, pose=pose, gaze=gaze, split=split)
 
 
-def _parse_pose(pose: Any, where: str) -> HeadPose:
+def _parse_pose(pose: Any, where: str) -> Pose:
     if not isinstance(pose, dict):
         raise CaptureFormatError(f"{where}: 'pose' must be an object with 'position' and 'rotation'")
     position = _numbers(pose.get("position"), 3, where, "pose.position")
@@ -306,7 +300,7 @@ def _parse_pose(pose: Any, where: str) -> HeadPose:
         raise CaptureFormatError(
             f"{where}: 'pose.rotation' must be a unit quaternion (x, y, z, w), norm {norm}"
         )
-    return HeadPose(position=position, rotation=rotation)  # type: ignore[arg-type]
+    return Pose(position=position, rotation=rotation)  # type: ignore[arg-type]
 
 
 def _check_relative_path(image: str, where: str) -> None:
