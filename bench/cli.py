@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from vr_recognition.bench.errors import BenchError
 from vr_recognition.bench.frames import EncodedFrame, frames_from_folder, frames_from_sim
 from vr_recognition.bench.openloop import LoadConfig, run_load
 from vr_recognition.bench.report import (
@@ -29,7 +30,7 @@ from vr_recognition.bench.report import (
     run_report,
     sweep_table,
 )
-from vr_recognition.bench.spawn import SpawnedServer, SpawnError
+from vr_recognition.bench.spawn import SpawnedServer
 from vr_recognition.bench.stats import Summary, summarize
 from vr_recognition.server.imaging import parse_size
 
@@ -132,8 +133,9 @@ def served_model(args: argparse.Namespace, server_args: list[str]) -> ServedMode
     return ServedModel(path, served.providers, served.threads)
 
 
-def load_frames(args: argparse.Namespace, fps: float) -> tuple[list[EncodedFrame], str]:
-    size = parse_size(args.size)
+def load_frames(
+    args: argparse.Namespace, fps: float, size: tuple[int, int]
+) -> tuple[list[EncodedFrame], str]:
     if args.sim:
         return frames_from_sim(size, args.quality, fps, args.sim_seconds), f"vr-sim ({args.sim_seconds:g} s)"
     return frames_from_folder(args.frames, size, args.quality, args.max_frames), str(args.frames)
@@ -189,31 +191,38 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("arguments after -- are for vr-serve and need --spawn")
     try:
         param, values = parse_sweep(args.sweep, args)
-    except ValueError as exc:
+        size = parse_size(args.size)
+    except ValueError as exc:  # the user's --sweep or --size text
         parser.error(str(exc))
     if args.token and args.spawn and "--token" not in server_args:
         server_args += ["--token", args.token]
 
     try:
-        frames, frames_source = load_frames(args, args.fps)
-    except (ValueError, RuntimeError) as exc:
+        return run(args, server_args, param, values, size)
+    except BenchError as exc:
         print_err(f"vr-bench: {exc}")
         return 2
+
+
+def run(
+    args: argparse.Namespace,
+    server_args: list[str],
+    param: str | None,
+    values: list[float],
+    size: tuple[int, int],
+) -> int:
+    frames, frames_source = load_frames(args, args.fps, size)
     print_err(f"vr-bench: {len(frames)} frames from {frames_source}, {args.size} q{args.quality}")
     model = served_model(args, server_args)
     configs = load_configs(args, args.url or "", param, values)
 
-    try:
-        with contextlib.ExitStack() as stack:
-            url = args.url
-            if args.spawn:
-                server = stack.enter_context(SpawnedServer.vr_serve(server_args))
-                url = server.url
-                print_err(f"vr-bench: spawned vr-serve at {url}")
-            ours = run_all(configs, url, frames)
-    except (SpawnError, ConnectionError, OSError) as exc:
-        print_err(f"vr-bench: {type(exc).__name__}: {exc}")
-        return 2
+    with contextlib.ExitStack() as stack:
+        url = args.url
+        if args.spawn:
+            server = stack.enter_context(SpawnedServer.vr_serve(server_args))
+            url = server.url
+            print_err(f"vr-bench: spawned vr-serve at {url}")
+        ours = run_all(configs, url, frames)
 
     floor_report, floor_samples, naive_runs, baselines_skipped, naive_skipped = None, None, None, None, None
     notes: list[str] = []
@@ -237,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 with spawn_naive_server(args.naive_python, contract, model.threads) as naive_server:
                     naive_runs = run_all(configs, naive_server.url, frames, args.naive_drain)
-            except (SpawnError, ConnectionError, OSError) as exc:
+            except BenchError as exc:
                 naive_skipped = f"naive baseline failed: {type(exc).__name__}: {str(exc)[-500:]}"
         if naive_skipped:
             print_err(f"vr-bench: {naive_skipped}")

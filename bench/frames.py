@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vr_recognition.bench.errors import BenchError
 from vr_recognition.server.imaging import encode_jpeg, list_images, resize
 
 
@@ -36,7 +37,7 @@ def frames_from_folder(
     """Up to `limit` images from a folder (spread evenly over it), resized and encoded."""
     files = list_images(folder)  # sorted: two runs send the same frames
     if not files:
-        raise ValueError(f"no images (jpg/png) found under {folder}")
+        raise BenchError(f"no images found under {folder}")
     if len(files) > limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
     frames = []
@@ -46,7 +47,7 @@ def frames_from_folder(
             continue  # unreadable file: skip it rather than abort a benchmark
         frames.append(encode(bgr[:, :, ::-1], size, quality))
     if not frames:
-        raise ValueError(f"none of the images under {folder} could be read")
+        raise BenchError(f"none of the images under {folder} could be read")
     return frames
 
 
@@ -58,7 +59,7 @@ def frames_from_sim(
         from vr_recognition.sim.catalog import DEFAULT_CLASSES
         from vr_recognition.sim.headset import LiveScene
     except ImportError as exc:
-        raise RuntimeError(f"--sim needs the sim extra (pip install '.[sim]'): {exc}") from None
+        raise BenchError(f"--sim needs the sim extra (pip install '.[sim]'): {exc}") from None
     count = max(1, round(fps * seconds))
     with LiveScene(size[0], size[1], DEFAULT_CLASSES, seed=0, fps=fps) as scene:
         return [encode(scene.next_frame().rgb, size, quality) for _ in range(count)]

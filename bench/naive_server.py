@@ -124,7 +124,9 @@ class NaiveServer:
             return
         asked = hello.settings
         settings = p.EffectiveSettings(
-            top_k=min(asked.top_k or 5, len(self.classes)), budget_ms=asked.budget_ms or 11.1, fps=asked.fps
+            top_k=min(asked.top_k or p.DEFAULT_TOP_K, len(self.classes)),
+            budget_ms=asked.budget_ms or p.DEFAULT_BUDGET_MS,
+            fps=asked.fps,
         )
         server_hello = p.ServerHello(
             version, "vr-bench-naive", __version__, self.model_info, settings, p.Limits()
@@ -158,7 +160,8 @@ async def serve_forever(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     classifier = NaiveClassifier(args.arch, len(classes), (height, width), args.resize_shorter, args.threads)
     server = NaiveServer(classifier, args.name, classes, (height, width))
-    async with serve(server.handle, args.host, args.port, compression=None, max_size=16 * 2**20,
+    limit = p.DEFAULT_MAX_MESSAGE_BYTES
+    async with serve(server.handle, args.host, args.port, compression=None, max_size=limit,
                      ping_interval=None) as ws_server:  # fmt: skip
         port = ws_server.sockets[0].getsockname()[1]
         print(f"listening on ws://{args.host}:{port}", flush=True)

@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from vr_recognition.bench.errors import BenchError
 from vr_recognition.bench.frames import EncodedFrame
 from vr_recognition.server import protocol as p
-from vr_recognition.server.client import RecognitionClient
+from vr_recognition.server.client import RecognitionClient, ServerRefused
 
 
 @dataclass
@@ -139,11 +141,13 @@ async def run_load(config: LoadConfig, frames: list[EncodedFrame]) -> LoadRun:
     clients = []
     try:
         for _ in range(config.streams):
-            clients.append(
-                await RecognitionClient.connect(
+            try:
+                client = await RecognitionClient.connect(
                     config.url, client_name="vr-bench", settings=settings, token=config.token
                 )
-            )
+            except (OSError, ServerRefused) as exc:
+                raise BenchError(f"cannot connect to {config.url}: {type(exc).__name__}: {exc}") from None
+            clients.append(client)
         hello = clients[0].server_hello
         # Start shortly after everyone is connected; each stream gets its own phase within a frame
         # interval, as independent headsets would.

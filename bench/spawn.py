@@ -15,8 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from vr_recognition.bench.errors import BenchError
 
-class SpawnError(RuntimeError):
+
+class SpawnError(BenchError):
     """The server process exited or never became ready; the message carries its log."""
 
 
@@ -35,7 +37,11 @@ class SpawnedServer:
         self._log_name = self._log_file.name
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self.proc = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env)
+        try:
+            self.proc = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env)
+        except OSError as exc:  # e.g. --naive-python names no interpreter
+            self._log_file.close()
+            raise SpawnError(f"cannot start {name} ({command[0]}): {exc}") from None
         try:
             self.url = self.wait_for(r"listening on (wss?://[\w.\-\[\]:]+:\d+)", ready_timeout).group(1)
             self.wait_for(r"ready: ", ready_timeout)

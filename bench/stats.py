@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from vr_recognition.bench.openloop import LoadRun, StreamRecord
 
 PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vr_recognition.sim.errors import SimError
+
 
 @dataclass(frozen=True)
 class ObjectClass:
@@ -50,9 +52,9 @@ def resolve_classes(names: list[str] | tuple[str, ...]) -> tuple[ObjectClass, ..
     """Catalog entries for class names, with an error listing the valid names."""
     unknown = [name for name in names if name not in CATALOG]
     if unknown:
-        raise ValueError(f"unknown class(es) {unknown}; available: {', '.join(CATALOG)}")
+        raise SimError(f"unknown class(es) {unknown}; available: {', '.join(CATALOG)}")
     if len(set(names)) != len(names):
-        raise ValueError(f"duplicate class names in {list(names)}")
+        raise SimError(f"duplicate class names in {list(names)}")
     if not names:
-        raise ValueError("no classes given")
+        raise SimError("no classes given")
     return tuple(CATALOG[name] for name in names)

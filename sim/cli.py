@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from vr_recognition.server.protocol import DEFAULT_PORT
 from vr_recognition.sim import __version__
+from vr_recognition.sim.errors import SimError
 
 EXIT_USAGE = 2
 SIM_DEPENDENCIES = {"panda3d": "panda3d", "numpy": "numpy", "cv2": "opencv-python-headless", "tqdm": "tqdm"}
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     gallery.add_argument("--tile-width", type=int, default=320, help="tile width in pixels")
 
     stream = commands.add_parser("stream", help="simulate headsets streaming frames to vr-serve")
-    stream.add_argument("--url", default="ws://127.0.0.1:8765", help="vr-serve websocket URL")
+    stream.add_argument("--url", default=f"ws://127.0.0.1:{DEFAULT_PORT}", help="vr-serve websocket URL")
     stream.add_argument("--fps", type=float, default=90.0, help="frames per second per stream")
     stream.add_argument("--duration", type=float, default=10.0, help="seconds to stream")
     stream.add_argument("--streams", type=int, default=1, help="concurrent headsets")
@@ -99,18 +101,26 @@ def main(argv: list[str] | None = None) -> int:
         return {"render": _render, "gallery": _gallery, "stream": _stream, "speed": _speed}[args.command](
             args
         )
-    except ValueError as error:
+    except SimError as error:
         print(f"vr-sim {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
 
 
-def _recipe_from(args: argparse.Namespace, **extra):
+def _size(text: str) -> tuple[int, int]:
     from vr_recognition.server.imaging import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:  # the user's --size text
+        raise SimError(str(error)) from None
+
+
+def _recipe_from(args: argparse.Namespace, **extra):
     from vr_recognition.sim.recipe import load_recipe
 
     width = height = None
     if args.size:
-        width, height = parse_size(args.size)
+        width, height = _size(args.size)
     classes = (
         tuple(name.strip() for name in args.classes.split(",") if name.strip()) if args.classes else None
     )
@@ -153,11 +163,9 @@ def _stream(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from vr_recognition.server.client import ServerRefused
-    from vr_recognition.server.imaging import parse_size
     from vr_recognition.sim.stream import SimRunSettings, stream_to_server
 
-    width, height = parse_size(args.size)
+    width, height = _size(args.size)
     settings = SimRunSettings(
         url=args.url,
         fps=args.fps,
@@ -171,11 +179,7 @@ def _stream(args: argparse.Namespace) -> int:
         prerender_s=args.prerender,
         budget_ms=args.budget_ms,
     )
-    try:
-        reports = asyncio.run(stream_to_server(settings))
-    except (OSError, ServerRefused) as error:
-        print(f"vr-sim stream: cannot stream to {args.url}: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    reports = asyncio.run(stream_to_server(settings))
     summaries = [report.summary() for report in reports]
     for index, summary in enumerate(summaries):
         accuracy = summary["accuracy"]
@@ -192,14 +196,14 @@ def _stream(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
-    from vr_recognition.server.imaging import encode_jpeg, parse_size
+    from vr_recognition.server.imaging import encode_jpeg
     from vr_recognition.sim.catalog import DEFAULT_CLASSES
     from vr_recognition.sim.engine import OffscreenRenderer
     from vr_recognition.sim.randomization import SceneRanges, sample_frame
     from vr_recognition.sim.scene import FrameRenderer
 
     for size in args.size or ["224x224", "1280x720"]:
-        width, height = parse_size(size)
+        width, height = _size(size)
         with OffscreenRenderer(width, height) as renderer:
             frames = FrameRenderer(renderer)
             params = [

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from vr_recognition.server.imaging import encode_jpeg
 from vr_recognition.sim import SOURCE_NAME
 from vr_recognition.sim.engine import OffscreenRenderer
+from vr_recognition.sim.errors import SimError
 from vr_recognition.sim.randomization import derive_seed, sample_frame
 from vr_recognition.sim.recipe import DatasetRecipe
 from vr_recognition.sim.scene import FrameRenderer
@@ -39,7 +40,9 @@ def render_dataset(
 ) -> Path:
     """Write `out_dir/<session>/` and return the session folder."""
     session_dir = Path(out_dir) / recipe.resolved_session_name
-    if overwrite and (session_dir / SESSION_FILE).is_file():
+    if (session_dir / SESSION_FILE).is_file():
+        if not overwrite:
+            raise SimError(f"{session_dir}: session already exists; pass --overwrite or write elsewhere")
         shutil.rmtree(session_dir)
     info = SessionInfo(
         source=SOURCE_NAME,

@@ -29,6 +29,8 @@ from panda3d.core import (
     loadPrcFileData,
 )
 
+from vr_recognition.sim.errors import SimError
+
 _CONFIG = """
 load-display p3tinydisplay
 window-type offscreen
@@ -65,7 +67,7 @@ def _make_pipe() -> GraphicsPipe:
     # Ask for the offscreen pipe by name: the module's default pipe tries to open an X display first.
     pipe = selection.make_pipe("TinyOffscreenGraphicsPipe", "p3tinydisplay")
     if pipe is None:
-        raise RuntimeError("Panda3D's software renderer (p3tinydisplay) is unavailable in this build")
+        raise SimError("Panda3D's software renderer (p3tinydisplay) is unavailable in this build")
     _shared_pipe = pipe
     return pipe
 
@@ -75,7 +77,7 @@ class OffscreenRenderer:
 
     def __init__(self, width: int, height: int, vertical_fov_deg: float = 95.0) -> None:
         if width < 16 or height < 16:
-            raise ValueError(f"image size too small: {width}x{height}")
+            raise SimError(f"image size too small: {width}x{height}")
         self.width, self.height = width, height
         self.vertical_fov_deg = vertical_fov_deg
         self.engine = GraphicsEngine.get_global_ptr()
@@ -123,7 +125,7 @@ class OffscreenRenderer:
         if path not in self._models:
             node = Loader.get_global_ptr().load_sync(path, LoaderOptions())
             if node is None:
-                raise FileNotFoundError(f"Panda3D model {path!r} not found on the model path")
+                raise SimError(f"Panda3D model {path!r} not found on the model path")
             self._models[path] = NodePath(node)
         return self._models[path]
 
@@ -131,7 +133,7 @@ class OffscreenRenderer:
     def texture(path: str) -> Texture:
         texture = TexturePool.load_texture(path)
         if texture is None:
-            raise FileNotFoundError(f"Panda3D texture {path!r} not found on the model path")
+            raise SimError(f"Panda3D texture {path!r} not found on the model path")
         return texture
 
     def render_rgb(self) -> np.ndarray:

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from vr_recognition.sim.engine import OffscreenRenderer
+from vr_recognition.sim.errors import SimError
 from vr_recognition.sim.randomization import sample_frame
 from vr_recognition.sim.recipe import DatasetRecipe
 from vr_recognition.sim.scene import FrameRenderer
@@ -55,4 +56,4 @@ def _with_gaps(images: list[np.ndarray], axis: int, gap: int = 4) -> list[np.nda
 
 def save_png(rgb: np.ndarray, path: str) -> None:
     if not cv2.imwrite(path, np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
-        raise OSError(f"could not write {path}")
+        raise SimError(f"could not write {path}")

@@ -8,6 +8,7 @@ from typing import Any
 
 from vr_recognition.server.imaging import parse_size
 from vr_recognition.sim.catalog import DEFAULT_CLASSES, resolve_classes
+from vr_recognition.sim.errors import SimError
 from vr_recognition.sim.randomization import SceneRanges
 
 
@@ -26,15 +27,15 @@ class DatasetRecipe:
     def validated(self) -> DatasetRecipe:
         resolve_classes(self.classes)
         if self.per_class < 1:
-            raise ValueError(f"per_class must be >= 1, got {self.per_class}")
+            raise SimError(f"per_class must be >= 1, got {self.per_class}")
         if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+            raise SimError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if not 1 <= self.quality <= 100:
-            raise ValueError(f"quality must be in 1..100, got {self.quality}")
+            raise SimError(f"quality must be in 1..100, got {self.quality}")
         if self.width < 16 or self.height < 16:
-            raise ValueError(f"size too small: {self.width}x{self.height}")
+            raise SimError(f"size too small: {self.width}x{self.height}")
         if not 30.0 <= self.scene.vertical_fov_deg <= 150.0:
-            raise ValueError(f"vertical_fov_deg must be in [30, 150], got {self.scene.vertical_fov_deg}")
+            raise SimError(f"vertical_fov_deg must be in [30, 150], got {self.scene.vertical_fov_deg}")
         return self
 
     @property
@@ -61,9 +62,12 @@ def load_recipe(path: str | Path | None, **overrides: Any) -> DatasetRecipe:
         scene_values = dict(data.get("scene", {}))
         unknown = set(data) - {"dataset", "scene"}
         if unknown:
-            raise ValueError(f"{path}: unknown table(s) {sorted(unknown)}; expected [dataset] and [scene]")
+            raise SimError(f"{path}: unknown table(s) {sorted(unknown)}; expected [dataset] and [scene]")
         if "size" in dataset:
-            dataset["width"], dataset["height"] = parse_size(dataset.pop("size"))
+            try:
+                dataset["width"], dataset["height"] = parse_size(dataset.pop("size"))
+            except ValueError as error:
+                raise SimError(f"{path}: {error}") from None
         values.update(dataset)
     values.update({key: value for key, value in overrides.items() if value is not None})
     if "classes" in values:
@@ -73,7 +77,7 @@ def load_recipe(path: str | Path | None, **overrides: Any) -> DatasetRecipe:
     for name, given, allowed in (("dataset", values, recipe_fields), ("scene", scene_values, scene_fields)):
         unknown = set(given) - allowed
         if unknown:
-            raise ValueError(f"unknown {name} setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+            raise SimError(f"unknown {name} setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
     scene_values = {
         key: tuple(value) if isinstance(value, list) else value for key, value in scene_values.items()
     }

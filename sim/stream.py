@@ -16,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from vr_recognition.server import protocol as p
-from vr_recognition.server.client import RecognitionClient, monotonic_us
+from vr_recognition.server.client import RecognitionClient, ServerRefused, monotonic_us
 from vr_recognition.server.imaging import encode_jpeg
 from vr_recognition.sim.catalog import DEFAULT_CLASSES
+from vr_recognition.sim.errors import SimError
 from vr_recognition.sim.headset import LiveScene
 
 
@@ -127,9 +128,13 @@ async def run_stream(settings: SimRunSettings, index: int, render_thread: Thread
     truth: dict[int, tuple[str, int]] = {}
     stream_settings = p.StreamSettings(top_k=1, fps=settings.fps, budget_ms=settings.budget_ms)
     try:
-        async with await RecognitionClient.connect(
-            settings.url, token=settings.token, client_name="vr-sim", settings=stream_settings
-        ) as client:
+        try:
+            client = await RecognitionClient.connect(
+                settings.url, token=settings.token, client_name="vr-sim", settings=stream_settings
+            )
+        except (OSError, ServerRefused) as error:
+            raise SimError(f"cannot stream to {settings.url}: {error}") from None
+        async with client:
             receiver = asyncio.create_task(_receive(client, truth, report))
             period = 1.0 / settings.fps
             start = time.perf_counter()

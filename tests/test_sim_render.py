@@ -18,6 +18,7 @@ from vr_recognition.sim.catalog import DEFAULT_CLASSES  # noqa: E402
 from vr_recognition.sim.coordinates import rotate  # noqa: E402
 from vr_recognition.sim.dataset import render_dataset  # noqa: E402
 from vr_recognition.sim.engine import OffscreenRenderer  # noqa: E402
+from vr_recognition.sim.errors import SimError  # noqa: E402
 from vr_recognition.sim.headset import LiveScene  # noqa: E402
 from vr_recognition.sim.randomization import SceneRanges, sample_frame  # noqa: E402
 from vr_recognition.sim.recipe import DatasetRecipe, load_recipe  # noqa: E402
@@ -216,7 +217,7 @@ def test_recipe_file_and_flags(tmp_path):
     assert len(recipe.classes) >= 6
     bad = tmp_path / "bad.toml"
     bad.write_text('[dataset]\nclasses = ["teapot", "lamp"]\n')
-    with pytest.raises(ValueError, match="unknown class"):
+    with pytest.raises(SimError, match="unknown class"):
         load_recipe(bad)
 
 
