@@ -7,8 +7,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from vr_recognition.training.backbones import WeightsUnavailable, build_backbone, lite0_state_to_timm  # noqa: E402
+from vr_recognition.training.backbones import build_backbone, lite0_state_to_timm  # noqa: E402
 from vr_recognition.training.config import TrainConfig  # noqa: E402
+from vr_recognition.training.errors import WeightsUnavailable  # noqa: E402
 from vr_recognition.training.finetune import (  # noqa: E402
     L2SP,
     apply_freeze,

@@ -16,12 +16,14 @@ pytest.importorskip("torchvision")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from tests.train_helpers import CLASSES, write_imagefolder  # noqa: E402
 from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract  # noqa: E402
-from vr_recognition.training.checkpoints import load_checkpoint  # noqa: E402
+from vr_recognition.training import export  # noqa: E402
+from vr_recognition.training.checkpoints import Checkpoint, load_checkpoint  # noqa: E402
 from vr_recognition.training.cli import main  # noqa: E402
+from vr_recognition.training.config import TrainConfig  # noqa: E402
+from vr_recognition.training.errors import ExportError  # noqa: E402
 from vr_recognition.training.serving_eval import serving_accuracy  # noqa: E402
-
-from tests.test_train_data import CLASSES, write_imagefolder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = "32"
@@ -70,16 +72,31 @@ def test_run_folder_has_checkpoints_metrics_and_plots(trained_run):
 def test_resume_after_a_stop_matches_an_uninterrupted_run(dataset, trained_run, tmp_path):
     out = tmp_path / "resumed"
     assert main([*train_args(dataset, out), "--stop-after-epochs", "1"]) == 0
-    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    assert load_checkpoint(out / "last.pt").epoch == 1
     assert main(["--out", str(out), "--resume"]) == 0
     resumed = load_checkpoint(out / "last.pt")
     uninterrupted = load_checkpoint(trained_run / "last.pt")
-    assert resumed["epoch"] == uninterrupted["epoch"] == 2
-    for name, value in uninterrupted["model"].items():
-        assert torch.allclose(resumed["model"][name].float(), value.float(), atol=RESUME_TOLERANCE), name
-    assert resumed["history"][1]["val_loss"] == pytest.approx(
-        uninterrupted["history"][1]["val_loss"], abs=1e-5
+    assert resumed.epoch == uninterrupted.epoch == 2
+    for name, value in uninterrupted.model.items():
+        assert torch.allclose(resumed.model[name].float(), value.float(), atol=RESUME_TOLERANCE), name
+    assert resumed.resume.history[1]["val_loss"] == pytest.approx(
+        uninterrupted.resume.history[1]["val_loss"], abs=1e-5
     )
+
+
+def test_checkpoints_are_plain_dicts_read_back_as_records(trained_run):
+    payload = torch.load(trained_run / "best.pt", map_location="cpu", weights_only=True)  # as --weights PATH
+    assert isinstance(payload, dict)
+    best = Checkpoint.from_dict(payload)
+    assert isinstance(best.config, TrainConfig)
+    assert (best.arch, best.img_size, best.resize_shorter) == ("resnet18", 32, 37)
+    assert best.resume is None
+    assert best.to_dict().keys() == payload.keys()
+    last = load_checkpoint(trained_run / "last.pt")
+    assert last.resume is not None
+    assert last.resume.best["epoch"] == best.epoch
+    assert len(last.resume.history) == last.epoch == 2
+    assert last.to_dict().keys() == torch.load(trained_run / "last.pt", weights_only=False).keys()
 
 
 def test_an_existing_run_is_not_overwritten_without_resume(dataset, trained_run, capsys):
@@ -146,7 +163,7 @@ def test_metadata_round_trips_through_the_model_contract(exported, trained_run):
     assert contract.name == "tiny"
     assert contract.arch == "resnet18"
     assert contract.version == contract.created
-    assert contract.val_accuracy == pytest.approx(checkpoint["val_accuracy"])
+    assert contract.val_accuracy == pytest.approx(checkpoint.val_accuracy)
     assert contract.dataset["train"]["total"] == 18
     parity = contract.training["parity"]
     assert parity["top1_agreement"] >= 0.995
@@ -169,3 +186,37 @@ def test_fp16_export_passes_parity(trained_run, tmp_path):
     parity = json.loads(path.with_suffix(".parity.json").read_text())
     assert parity["onnx_dtype"] == "float16"
     assert parity["top1_agreement"] >= 0.995
+
+
+def test_export_after_training_reuses_the_model_and_frames_in_memory(dataset, tmp_path, monkeypatch):
+    def rebuilt(*args, **kwargs):
+        raise AssertionError("the export rebuilt the network or re-read the dataset the trainer held")
+
+    monkeypatch.setattr(export, "build_backbone", rebuilt)
+    monkeypatch.setattr(export, "index_dataset", rebuilt)
+    path = tmp_path / "after.onnx"
+    assert main([*train_args(dataset, tmp_path / "run"), "--epochs", "1", "--export", str(path)]) == 0
+    parity = json.loads(path.with_suffix(".parity.json").read_text())
+    assert (parity["frames"], parity["data"]) == (6, "shapes")
+    assert parity["top1_agreement"] >= 0.995
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    contract = ModelContract.from_metadata(session.get_modelmeta().custom_metadata_map)
+    assert (contract.name, contract.training["best_epoch"]) == ("run", 1)
+
+
+def test_export_from_a_file_builds_the_network_once(trained_run, tmp_path, monkeypatch):
+    calls = []
+    real = export.build_backbone
+    monkeypatch.setattr(
+        export, "build_backbone", lambda *args, **kwargs: calls.append(args) or real(*args, **kwargs)
+    )
+    export.export_checkpoint(trained_run / "best.pt", tmp_path / "once.onnx")
+    assert len(calls) == 1
+
+
+def test_export_says_where_to_point_when_the_data_moved(trained_run, tmp_path):
+    with pytest.raises(ExportError, match="--parity-data"):
+        export.export_checkpoint(
+            trained_run / "best.pt", tmp_path / "x.onnx", parity_data=str(tmp_path / "gone")
+        )
+    assert not (tmp_path / "x.onnx").exists()

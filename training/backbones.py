@@ -14,16 +14,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
 from vr_recognition.server.model_format import IMAGENET_MEAN, IMAGENET_STD
-from vr_recognition.training.config import TrainVrError
+from vr_recognition.training.errors import ConfigError, WeightsUnavailable
 
 TORCHVISION_ARCHES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small")
 ARCHES = (*TORCHVISION_ARCHES, "efficientnet_lite0")
 LITE_MEAN = LITE_STD = (0.5, 0.5, 0.5)
-
-
-class WeightsUnavailable(TrainVrError):
-    """The requested starting weights are not on this machine; the message says where to put them."""
 
 
 @dataclass
@@ -42,7 +39,7 @@ class Backbone:
 def build_backbone(arch: str, num_classes: int, weights: str = "none") -> Backbone:
     """The architecture with a fresh `num_classes` head, then the starting weights (head excluded)."""
     if arch not in ARCHES:
-        raise ValueError(f"unknown --arch {arch!r}; choose from {', '.join(ARCHES)}")
+        raise ConfigError(f"unknown --arch {arch!r}; choose from {', '.join(ARCHES)}")
     backbone = (
         _efficientnet_lite0(num_classes) if arch == "efficientnet_lite0" else _torchvision(arch, num_classes)
     )
@@ -51,6 +48,8 @@ def build_backbone(arch: str, num_classes: int, weights: str = "none") -> Backbo
         _load_matching(backbone, state, require_backbone=True)
         backbone.weights = description
     elif weights != "none":
+        if not Path(weights).is_file():
+            raise WeightsUnavailable(f"--weights {weights}: no such file (expected imagenet, none or a PATH)")
         state = torch.load(Path(weights), map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
             state = {

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
+from typing import Any
 
-from vr_recognition.training.config import TrainConfig, TrainVrError
+from vr_recognition.training.config import TRAIN_DEFAULTS, TrainConfig
+from vr_recognition.training.errors import TrainVrError
 
 
 def _pair(kind: type):
@@ -25,6 +28,13 @@ def _pair(kind: type):
     return parse
 
 
+def _option(group, flag: str, *, dest: str = "", **kwargs: Any) -> None:
+    """An option for a TrainConfig field: `dest` is the field (default: the flag's name), and the default
+    is the field's default, so it is written once, in config.py."""
+    dest = dest or flag.removeprefix("--").replace("-", "_")
+    group.add_argument(flag, dest=dest, default=TRAIN_DEFAULTS[dest], **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train-vr",
@@ -32,62 +42,69 @@ def build_parser() -> argparse.ArgumentParser:
         "ONNX model for vr-serve (docs/training.md, docs/model-format.md). "
         "`train-vr export --help` for exporting a checkpoint.",
     )
-    add = parser.add_argument
-    add("--data", help="dataset: capture sessions (docs/capture-format.md) or ImageFolder")
-    add("--out", help="run folder, e.g. runs/NAME (best.pt, last.pt, metrics.json, plots)")
-    add("--arch", default="resnet18", help="resnet18|resnet34|resnet50|mobilenet_v3_small|efficientnet_lite0")
-    add("--weights", default="imagenet", help="imagenet | none | PATH (state dict or train-vr checkpoint)")
-    add("--epochs", type=int, default=10)
-    add("--batch-size", type=int, default=32)
-    add("--img-size", type=int, default=224, help="square model input (serving default 224)")
-    add(
+    parser.add_argument("--data", help="dataset: capture sessions (docs/capture-format.md) or ImageFolder")
+    parser.add_argument("--out", help="run folder, e.g. runs/NAME (best.pt, last.pt, metrics.json, plots)")
+    _option(parser, "--arch", help="resnet18|resnet34|resnet50|mobilenet_v3_small|efficientnet_lite0")
+    _option(parser, "--weights", help="imagenet | none | PATH (state dict or train-vr checkpoint)")
+    _option(parser, "--epochs", type=int)
+    _option(parser, "--batch-size", type=int)
+    _option(parser, "--img-size", type=int, help="square model input (serving default 224)")
+    _option(
+        parser,
         "--resize-shorter",
         type=int,
-        default=0,
         help="shorter side before the centre crop (default size*256/224)",
     )
-    add("--val-fraction", type=float, default=0.2, help="val share where the data has no fixed split")
-    add("--seed", type=int, default=0)
-    add("--name", default="", help="model name in the ONNX metadata (default: the run folder name)")
+    _option(parser, "--val-fraction", type=float, help="val share where the data has no fixed split")
+    _option(parser, "--seed", type=int)
+    _option(parser, "--name", help="model name in the ONNX metadata (default: the run folder name)")
     recipe = parser.add_argument_group("fine-tuning recipe")
-    recipe.add_argument(
-        "--freeze", default="none", help="none | head-only | STAGE (e.g. layer2: stem..layer2)"
-    )
-    recipe.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
-    recipe.add_argument("--lr", type=float, default=0.01, help="head learning rate")
-    recipe.add_argument(
+    _option(recipe, "--freeze", help="none | head-only | STAGE (e.g. layer2: stem..layer2)")
+    _option(recipe, "--optimizer", choices=["sgd", "adamw"])
+    _option(recipe, "--lr", type=float, help="head learning rate")
+    _option(
+        recipe,
         "--backbone-lr-mult",
         type=float,
-        default=None,
         help="backbone lr = lr * this (default 0.1 pretrained, 1 scratch)",
     )
-    recipe.add_argument("--momentum", type=float, default=0.9)
-    recipe.add_argument("--weight-decay", type=float, default=5e-4)
-    recipe.add_argument("--schedule", default="cosine", choices=["step", "poly", "cosine"])
-    recipe.add_argument("--step-size", type=int, default=7, help="epochs between decays (step)")
-    recipe.add_argument("--gamma", type=float, default=0.1, help="decay factor (step)")
-    recipe.add_argument("--poly-power", type=float, default=0.9)
-    recipe.add_argument("--warmup-epochs", type=float, default=0.0)
-    recipe.add_argument("--label-smoothing", type=float, default=0.1)
-    recipe.add_argument("--l2sp", type=float, default=0.0, help="λ of λ‖θ−θpre‖² on the backbone")
-    recipe.add_argument("--patience", type=int, default=0, help="early stopping; 0 = off")
+    _option(recipe, "--momentum", type=float)
+    _option(recipe, "--weight-decay", type=float)
+    _option(recipe, "--schedule", choices=["step", "poly", "cosine"])
+    _option(recipe, "--step-size", type=int, help="epochs between decays (step)")
+    _option(recipe, "--gamma", type=float, help="decay factor (step)")
+    _option(recipe, "--poly-power", type=float)
+    _option(recipe, "--warmup-epochs", type=float)
+    _option(recipe, "--label-smoothing", type=float)
+    _option(recipe, "--l2sp", type=float, help="λ of λ‖θ−θpre‖² on the backbone")
+    _option(recipe, "--patience", type=int, help="early stopping; 0 = off")
     augment = parser.add_argument_group("stream-matched augmentation")
-    augment.add_argument(
-        "--jpeg-quality", type=_pair(int), default=(60, 95), help="re-compression range, e.g. 60-95"
+    _option(augment, "--jpeg-quality", type=_pair(int), help="re-compression range, e.g. 60-95")
+    _option(augment, "--blur-probability", type=float)
+    _option(augment, "--colour-jitter", type=float)
+    _option(augment, "--crop-scale", type=_pair(float), help="e.g. 0.35,1.0")
+    _option(
+        augment,
+        "--no-flip",
+        dest="flip",
+        action="store_false",
+        help="for classes whose meaning a mirror changes",
     )
-    augment.add_argument("--blur-probability", type=float, default=0.3)
-    augment.add_argument("--colour-jitter", type=float, default=0.25)
-    augment.add_argument("--crop-scale", type=_pair(float), default=(0.35, 1.0), help="e.g. 0.35,1.0")
-    augment.add_argument("--no-flip", action="store_true", help="for classes whose meaning a mirror changes")
     run = parser.add_argument_group("runtime")
-    run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    run.add_argument("--workers", type=int, default=-1, help="data loader workers (default 0 CPU, 4 CUDA)")
-    run.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA (never used on CPU)")
+    _option(run, "--device", help="auto | cpu | cuda | cuda:N")
+    _option(run, "--workers", type=int, help="data loader workers (default 0 CPU, 4 CUDA)")
+    _option(
+        run,
+        "--no-amp",
+        dest="amp",
+        action="store_false",
+        help="no mixed precision on CUDA (never used on CPU)",
+    )
     run.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
-    run.add_argument("--stop-after-epochs", type=int, default=0, help="end this invocation after N epochs")
-    run.add_argument("--export", default="", help="also export best.pt to this .onnx path")
-    run.add_argument("--fp16", action="store_true", help="with --export: a float16 model")
-    run.add_argument("--opset", type=int, default=18)
+    _option(run, "--stop-after-epochs", type=int, help="end this invocation after N epochs")
+    _option(run, "--export", help="also export best.pt to this .onnx path")
+    _option(run, "--fp16", dest="export_fp16", action="store_true", help="with --export: a float16 model")
+    _option(run, "--opset", type=int)
     return parser
 
 
@@ -99,53 +116,19 @@ def build_export_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint", required=True, help="runs/NAME/best.pt")
     parser.add_argument("--out", required=True, help="exported_models/NAME.onnx")
-    parser.add_argument("--fp16", action="store_true", help="float16 weights and probabilities")
-    parser.add_argument("--opset", type=int, default=18)
-    parser.add_argument("--name", default="", help="model name in the metadata (default: the run's)")
+    _option(
+        parser, "--fp16", dest="export_fp16", action="store_true", help="float16 weights and probabilities"
+    )
+    _option(parser, "--opset", type=int)
+    _option(parser, "--name", help="model name in the metadata (default: the run's)")
     parser.add_argument("--parity-data", help="dataset folder, if it moved since training")
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        data=args.data or "",
-        out=args.out,
-        arch=args.arch,
-        weights=args.weights,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        img_size=args.img_size,
-        resize_shorter=args.resize_shorter,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        name=args.name,
-        freeze=args.freeze,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        backbone_lr_mult=args.backbone_lr_mult,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        step_size=args.step_size,
-        gamma=args.gamma,
-        poly_power=args.poly_power,
-        warmup_epochs=args.warmup_epochs,
-        label_smoothing=args.label_smoothing,
-        l2sp=args.l2sp,
-        patience=args.patience,
-        jpeg_quality=args.jpeg_quality,
-        blur_probability=args.blur_probability,
-        colour_jitter=args.colour_jitter,
-        crop_scale=args.crop_scale,
-        flip=not args.no_flip,
-        device=args.device,
-        workers=args.workers,
-        amp=not args.no_amp,
-        stop_after_epochs=args.stop_after_epochs,
-        export=args.export,
-        export_fp16=args.fp16,
-        opset=args.opset,
-    )
+    """Every TrainConfig field is the parser's option of the same `dest`."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    return TrainConfig(**{**values, "data": args.data or ""})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             export_checkpoint(
                 args.checkpoint,
                 args.out,
-                fp16=args.fp16,
+                fp16=args.export_fp16,
                 opset=args.opset,
                 name=args.name,
                 parity_data=args.parity_data,
@@ -173,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
         train(config, resume=args.resume)
         return 0
-    except (ValueError, FileNotFoundError, FileExistsError, TrainVrError) as error:
+    except TrainVrError as error:  # only user errors: anything else is a bug and keeps its traceback
         print(f"train-vr: {error}", file=sys.stderr)
         return 2
 

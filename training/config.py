@@ -1,17 +1,15 @@
 """The full training configuration: one dataclass, stored in checkpoints, metrics.json and the model.
 
-Pure Python so the CLI can build it (and `--help` works) without torch.
+Every default is written once, as a field default here; the CLI's argparse defaults are read from
+TRAIN_DEFAULTS. Pure Python so the CLI can build it (and `--help` works) without torch.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
-
-class TrainVrError(RuntimeError):
-    """A problem the user can fix (missing weights, failed export check); reported without a traceback."""
-
+from vr_recognition.training.errors import ConfigError
 
 # The serving default: resize the shorter side to 256 and centre-crop 224 (ratio 0.875).
 RESIZE_RATIO = 256 / 224
@@ -68,10 +66,10 @@ class TrainConfig:
         self.jpeg_quality = tuple(self.jpeg_quality)  # type: ignore[assignment]
         self.crop_scale = tuple(self.crop_scale)  # type: ignore[assignment]
         if self.resize_shorter < self.img_size:
-            raise ValueError("--resize-shorter must be >= --img-size")
+            raise ConfigError("--resize-shorter must be >= --img-size")
         for name in ("epochs", "batch_size", "img_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
 
     @property
     def pretrained(self) -> bool:
@@ -90,3 +88,7 @@ class TrainConfig:
     def from_json(values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(TrainConfig)}
         return TrainConfig(**{k: v for k, v in values.items() if k in known})
+
+
+# Field name -> default, for every field that has one (all but data and out).
+TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}

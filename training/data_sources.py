@@ -17,19 +17,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from vr_recognition.server.imaging import IMAGE_SUFFIXES  # the formats every tool reads, named once
 from vr_recognition.server.preprocess import decode_jpeg
 from vr_recognition.training.capture_format import CaptureFormatError, find_sessions, read_dataset
+from vr_recognition.training.errors import DatasetError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 JPEG_SOI = b"\xff\xd8"
 # Non-JPEG files are re-encoded once so that training and validation go through the serving JPEG decoder.
 REENCODE_QUALITY = 95
 # Images are checked at this reduced size (libjpeg DCT scaling): enough to prove the file decodes.
 CHECK_SHORTER_SIDE = 16
-
-
-class DatasetError(ValueError):
-    """The dataset cannot be trained on as laid out; the message says what to fix."""
 
 
 @dataclass(frozen=True)

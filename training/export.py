@@ -1,14 +1,19 @@
-"""Checkpoint -> one self-describing .onnx file that vr-serve can load, checked against torch.
+"""A trained model -> one self-describing .onnx file that vr-serve can load, checked against torch.
 
 The graph takes uint8 [batch, H, W, 3] `image` and returns softmax `probabilities`; normalisation is
 inside. The metadata is server.model_format.ModelContract.to_metadata(), so what the server reads back
 is exactly what was written. Before the file is written, torch and onnxruntime are compared on real
 validation frames prepared by server.preprocess.preprocess_jpeg; below 99.5 % top-1 agreement the
 export fails instead of shipping a model that serves differently from how it validated.
+
+export_model works from what the trainer holds in memory (the model with best.pt's weights, its
+Checkpoint record, the decoded validation frames); export_checkpoint (`train-vr export`) rebuilds those
+three from a checkpoint file and its dataset.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import os
@@ -17,47 +22,57 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract
 from vr_recognition.training.backbones import build_backbone
-from vr_recognition.training.checkpoints import load_checkpoint
-from vr_recognition.training.config import TrainVrError
-from vr_recognition.training.data_sources import DatasetError, index_dataset
-from vr_recognition.training.datasets import contract_for, serving_inputs
+from vr_recognition.training.checkpoints import Checkpoint, load_checkpoint
+from vr_recognition.training.config import TRAIN_DEFAULTS
+from vr_recognition.training.data_sources import index_dataset
+from vr_recognition.training.errors import DatasetError, ExportError
+from vr_recognition.training.model_inputs import contract_for, serving_inputs
 from vr_recognition.training.serving_model import ServingModel
 
 MIN_TOP1_AGREEMENT = 0.995
 MAX_PARITY_FRAMES = 512
 PARITY_BATCH = 32
+DEFAULT_OPSET: int = TRAIN_DEFAULTS["opset"]
 
 
-class ExportError(TrainVrError):
-    """The exported graph does not behave like the checkpoint, or cannot be written as one file."""
-
-
-def model_from_checkpoint(checkpoint: dict[str, Any]) -> ServingModel:
-    backbone = build_backbone(checkpoint["arch"], len(checkpoint["classes"]), weights="none")
-    model = ServingModel(backbone.module, tuple(checkpoint["mean"]), tuple(checkpoint["std"]))
-    model.load_state_dict(checkpoint["model"])
+def model_from_checkpoint(checkpoint: Checkpoint) -> ServingModel:
+    backbone = build_backbone(checkpoint.arch, len(checkpoint.classes), weights="none")
+    model = ServingModel(backbone.module, checkpoint.mean, checkpoint.std)
+    model.load_state_dict(checkpoint.model)
     return model.eval()
 
 
-def parity_frames(checkpoint: dict[str, Any], data: str | None, limit: int) -> tuple[np.ndarray, str]:
-    """Validation frames of the training data through the serving preprocessing (uint8 [N, H, W, 3])."""
-    config = checkpoint["config"]
-    root = data or config["data"]
+def parity_frames(checkpoint: Checkpoint, data: str | None, limit: int) -> tuple[np.ndarray, str]:
+    """Validation frames of the training data through the serving preprocessing (uint8 [N, H, W, 3]),
+    and the data folder they came from. The same split as in training: same val_fraction and seed."""
+    config = checkpoint.config
+    root = data or config.data
     try:
-        index = index_dataset(root, config["val_fraction"], config["seed"])
+        index = index_dataset(root, config.val_fraction, config.seed)
     except DatasetError as error:
         raise ExportError(
             f"the parity check needs the validation frames: {error}. "
             "Pass --parity-data DIR if the data moved."
         ) from None
-    samples = index.val[:limit]
-    contract = contract_for(
-        tuple(checkpoint["classes"]), checkpoint["img_size"], checkpoint["resize_shorter"]
-    )
-    images, _ = serving_inputs(samples, contract)
+    contract = contract_for(checkpoint.classes, checkpoint.img_size, checkpoint.resize_shorter)
+    images, _ = serving_inputs(index.val[:limit], contract)
     return images.numpy(), str(root)
+
+
+def inference_copies(model: ServingModel, fp16: bool) -> tuple[ServingModel, ServingModel]:
+    """(float32 reference, model to export): CPU, eval, softmax output, contiguous weights. Copies, so
+    the caller's model (possibly on CUDA, channels_last, in training mode) is left as it was."""
+    reference = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).eval()
+    reference.requires_grad_(False)
+    reference.output_probabilities = True
+    exported = copy.deepcopy(reference)
+    if fp16:
+        exported.backbone.half()
+        exported.compute_dtype = torch.float16
+    return reference, exported
 
 
 def to_onnx(model: ServingModel, img_size: int, opset: int):
@@ -111,30 +126,8 @@ def compare(reference: ServingModel, onnx_bytes: bytes, frames: np.ndarray) -> d
     }
 
 
-def export_checkpoint(
-    checkpoint_path: str | Path,
-    out: str | Path,
-    *,
-    fp16: bool = False,
-    opset: int = 18,
-    name: str = "",
-    parity_data: str | None = None,
-    parity_limit: int = MAX_PARITY_FRAMES,
-) -> dict[str, Any]:
-    """Write `out` (.onnx) and `out` with .parity.json; returns the parity figures."""
-    import onnx
-
-    out = Path(out)
-    checkpoint = load_checkpoint(checkpoint_path)
-    reference = model_from_checkpoint(checkpoint)
-    reference.output_probabilities = True
-    exported = model_from_checkpoint(checkpoint)
-    exported.output_probabilities = True
-    if fp16:
-        exported.backbone.half()
-        exported.compute_dtype = torch.float16
-    frames, data_root = parity_frames(checkpoint, parity_data, parity_limit)
-    proto = to_onnx(exported, checkpoint["img_size"], opset)
+def check_parity(reference: ServingModel, proto, frames: np.ndarray, fp16: bool, out: Path) -> dict[str, Any]:
+    """The parity figures, printed; ExportError below MIN_TOP1_AGREEMENT."""
     parity = compare(reference, proto.SerializeToString(), frames)
     parity.update({"reference": "torch float32 checkpoint", "onnx_dtype": "float16" if fp16 else "float32"})
     print(
@@ -147,32 +140,44 @@ def export_checkpoint(
             f"onnxruntime agrees with torch on only {parity['top1_agreement']:.2%} of top-1 predictions "
             f"(need {MIN_TOP1_AGREEMENT:.1%}); not writing {out}"
         )
+    return parity
 
-    config = checkpoint["config"]
+
+def model_contract(
+    checkpoint: Checkpoint, name: str, fp16: bool, opset: int, parity: dict[str, Any]
+) -> ModelContract:
+    """The metadata vr-serve reads: serving geometry, classes, and provenance (version = export time)."""
+    config = checkpoint.config
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    contract = ModelContract(
-        name=name or config.get("name") or Path(config["out"]).name,
+    return ModelContract(
+        name=name or config.name or Path(config.out).name,
         version=created,
-        classes=tuple(checkpoint["classes"]),
-        input_height=checkpoint["img_size"],
-        input_width=checkpoint["img_size"],
-        resize_shorter=checkpoint["resize_shorter"],
-        mean=tuple(checkpoint["mean"]),
-        std=tuple(checkpoint["std"]),
-        arch=checkpoint["arch"],
+        classes=checkpoint.classes,
+        input_height=checkpoint.img_size,
+        input_width=checkpoint.img_size,
+        resize_shorter=checkpoint.resize_shorter,
+        mean=checkpoint.mean,
+        std=checkpoint.std,
+        arch=checkpoint.arch,
         created=created,
-        val_accuracy=checkpoint.get("val_accuracy"),
-        dataset=checkpoint["dataset"],
+        val_accuracy=checkpoint.val_accuracy,
+        dataset=checkpoint.dataset,
         training={
-            "config": {k: v for k, v in config.items() if k not in ("data", "out")},
-            "weights": checkpoint.get("weights", ""),
-            "best_epoch": checkpoint.get("epoch"),
+            "config": {k: v for k, v in config.to_json().items() if k not in ("data", "out")},
+            "weights": checkpoint.weights,
+            "best_epoch": checkpoint.epoch,
             "fp16": fp16,
             "opset": opset,
             "torch": torch.__version__,
             "parity": parity,
         },
     )
+
+
+def write_onnx(proto, contract: ModelContract, out: Path) -> None:
+    """One file (no external data), checked by onnx.checker before it replaces `out`."""
+    import onnx
+
     strip_stack_traces(proto)
     del proto.metadata_props[:]
     for key, value in contract.to_metadata().items():
@@ -182,10 +187,61 @@ def export_checkpoint(
     onnx.save_model(proto, temporary, save_as_external_data=False)
     onnx.checker.check_model(str(temporary))
     os.replace(temporary, out)
+
+
+def export_model(
+    model: ServingModel,
+    checkpoint: Checkpoint,
+    frames: np.ndarray,
+    out: str | Path,
+    *,
+    fp16: bool = False,
+    opset: int = DEFAULT_OPSET,
+    name: str = "",
+    data_root: str = "",
+    parity_limit: int = MAX_PARITY_FRAMES,
+) -> dict[str, Any]:
+    """Write `out` (.onnx) and `out` with .parity.json; returns the parity figures.
+
+    `model` holds `checkpoint`'s weights (it is copied, not changed); `frames` are its validation frames
+    through the serving preprocessing, uint8 [N, H, W, 3], of which the first `parity_limit` are used;
+    `data_root` is the folder they came from (default: the training data).
+    """
+    out = Path(out)
+    reference, exported = inference_copies(model, fp16)
+    proto = to_onnx(exported, checkpoint.img_size, opset)
+    parity = check_parity(reference, proto, frames[:parity_limit], fp16, out)
+    write_onnx(proto, model_contract(checkpoint, name, fp16, opset, parity), out)
     parity_path = out.with_suffix(".parity.json")
-    parity_path.write_text(
-        json.dumps({"model": out.name, "data": Path(data_root).name, **parity}, indent=2) + "\n"
-    )
+    data_name = Path(data_root or checkpoint.config.data).name
+    parity_path.write_text(json.dumps({"model": out.name, "data": data_name, **parity}, indent=2) + "\n")
     size_mb = out.stat().st_size / 1e6
     print(f"wrote {out} ({size_mb:.1f} MB, one file) and {parity_path.name}", flush=True)
     return {**parity, "path": str(out), "size_mb": round(size_mb, 2)}
+
+
+def export_checkpoint(
+    checkpoint_path: str | Path,
+    out: str | Path,
+    *,
+    fp16: bool = False,
+    opset: int = DEFAULT_OPSET,
+    name: str = "",
+    parity_data: str | None = None,
+    parity_limit: int = MAX_PARITY_FRAMES,
+) -> dict[str, Any]:
+    """`train-vr export`: export_model from a checkpoint file alone. The parity frames are decoded from
+    the training data (or `parity_data`, if it moved), split as in training."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    frames, data_root = parity_frames(checkpoint, parity_data, parity_limit)
+    return export_model(
+        model_from_checkpoint(checkpoint),
+        checkpoint,
+        frames,
+        out,
+        fp16=fp16,
+        opset=opset,
+        name=name,
+        data_root=data_root,
+        parity_limit=parity_limit,
+    )

@@ -13,8 +13,10 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+
 from vr_recognition.training.backbones import Backbone
 from vr_recognition.training.config import TrainConfig
+from vr_recognition.training.errors import ConfigError
 
 
 def frozen_prefixes(backbone: Backbone, freeze: str) -> tuple[str, ...]:
@@ -25,7 +27,7 @@ def frozen_prefixes(backbone: Backbone, freeze: str) -> tuple[str, ...]:
     if freeze == "head-only":
         return tuple(prefix for _, prefixes in backbone.stages for prefix in prefixes)
     if freeze not in names:
-        raise ValueError(
+        raise ConfigError(
             f"--freeze {freeze!r} is not a stage of {backbone.arch}; choose none, head-only or one of {names}"
         )
     last = names.index(freeze)
@@ -86,7 +88,7 @@ def build_optimizer(backbone: Backbone, config: TrainConfig) -> torch.optim.Opti
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=False)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr)
-    raise ValueError(f"unknown --optimizer {config.optimizer!r}; choose sgd or adamw")
+    raise ConfigError(f"unknown --optimizer {config.optimizer!r}; choose sgd or adamw")
 
 
 def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -100,7 +102,7 @@ def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], floa
     total = max(1, config.epochs * steps_per_epoch)
     warmup = round(config.warmup_epochs * steps_per_epoch)
     if config.schedule not in ("step", "poly", "cosine"):
-        raise ValueError(f"unknown --schedule {config.schedule!r}; choose step, poly or cosine")
+        raise ConfigError(f"unknown --schedule {config.schedule!r}; choose step, poly or cosine")
 
     def factor(step: int) -> float:
         if step < warmup:

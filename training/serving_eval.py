@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract
 from vr_recognition.server.preprocess import jpeg_size, preprocess_frame
 from vr_recognition.server.protocol import Frame, ImageFormat, Limits, decode_frame, encode_frame

@@ -1,7 +1,10 @@
-"""Torch datasets over a DatasetIndex: augmented training crops; validation via serving's preprocessing.
+"""What the model is fed, as tensors: augmented training frames, and validation frames preprocessed
+exactly as vr-serve preprocesses them.
 
-Validation frames go through server.preprocess.preprocess_jpeg, byte for byte what vr-serve does to a JPEG
-frame, so the accuracy train-vr reports is the accuracy the exported model has behind the server.
+The samples come from data_sources.index_dataset (which finds and checks the files on disk; no torch
+there). Validation frames go through server.preprocess.preprocess_jpeg, byte for byte what vr-serve
+does to a JPEG frame, so the accuracy train-vr reports is the accuracy the exported model has behind the
+server; the export's parity check reuses the same frames.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
 from vr_recognition.server.model_format import ModelContract
 from vr_recognition.server.preprocess import preprocess_jpeg
 from vr_recognition.training.augment import StreamAugmentation
