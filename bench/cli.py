@@ -204,6 +204,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+@dataclass
+class Baselines:
+    """The floor and the naive server, measured in the same run (or why not)."""
+
+    floor_report: dict | None = None
+    floor_samples: object = None
+    naive_runs: list | None = None
+    skipped: str | None = None
+    naive_skipped: str | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
 def run(
     args: argparse.Namespace,
     server_args: list[str],
@@ -224,107 +236,140 @@ def run(
             print_err(f"vr-bench: spawned vr-serve at {url}")
         ours = run_all(configs, url, frames)
 
-    floor_report, floor_samples, naive_runs, baselines_skipped, naive_skipped = None, None, None, None, None
-    notes: list[str] = []
-    if not args.baselines:
-        baselines_skipped = "not asked for (--baselines)"
-        naive_skipped = baselines_skipped
-    else:
-        from vr_recognition.bench.baselines import measure_floor, spawn_naive_server, torch_missing_reason
-
-        contract = None
-        if model.path is None:
-            baselines_skipped = model.why_missing
-        else:
-            floor = measure_floor(model.path, frames, model.providers, model.threads)
-            floor_report, floor_samples, contract = floor.report(), floor.floor_ms, floor.contract
-            served_name = ours[0][1].model_name
-            if served_name and served_name != contract.name:
-                notes.append(f"the floor's model {contract.name!r} is not the served model {served_name!r}")
-        naive_skipped = torch_missing_reason(args.naive_python) if contract is not None else baselines_skipped
-        if naive_skipped is None:
-            try:
-                with spawn_naive_server(args.naive_python, contract, model.threads) as naive_server:
-                    naive_runs = run_all(configs, naive_server.url, frames, args.naive_drain)
-            except BenchError as exc:
-                naive_skipped = f"naive baseline failed: {type(exc).__name__}: {str(exc)[-500:]}"
-        if naive_skipped:
-            print_err(f"vr-bench: {naive_skipped}")
-
+    baselines = measure_baselines(args, model, configs, frames, ours)
     plot_path = args.plot
     if plot_path and importlib.util.find_spec("matplotlib") is None:
-        notes.append("no plot: matplotlib is not installed (pip install matplotlib)")
-        print_err(f"vr-bench: {notes[-1]}")
+        baselines.notes.append("no plot: matplotlib is not installed (pip install matplotlib)")
+        print_err(f"vr-bench: {baselines.notes[-1]}")
         plot_path = None
 
     reports = []
-    for index, (summary, run) in enumerate(ours):
-        config = run.config
-        naive_report = naive_runs[index][0].report if naive_runs else None
-        config_json = {
-            "url": None if args.spawn else config.url,
-            "spawned": bool(args.spawn),
-            "server_args": server_args,
-            "server": run.server_name,
-            "streams": config.streams,
-            "fps": config.fps,
-            "duration_s": config.duration_s,
-            "warmup_s": config.warmup_s,
-            "drain_s": config.drain_s,
-            "size": args.size,
-            "quality": args.quality,
-            "budget_ms": round(config.budget_ms, 4),
-            "frames_source": frames_source,
-            "distinct_frames": len(frames),
-            "mean_frame_bytes": round(sum(len(f.jpeg) for f in frames) / len(frames)),
-            "model_path": None if model.path is None else str(model.path),
-            "model_name": run.model_name,
-            "seed": config.seed,
-        }
+    for index, (summary, one_run) in enumerate(ours):
+        naive = baselines.naive_runs[index] if baselines.naive_runs else None
         reports.append(
             run_report(
-                config_json,
-                machine_info(run.provider),
+                config_json(args, server_args, one_run, frames, frames_source, model),
+                machine_info(one_run.provider),
                 summary.report,
-                floor_report,
-                naive_section(naive_report, summary.report, naive_skipped),
-                baselines_skipped,
-                notes + run.notes + (naive_runs[index][1].notes if naive_runs else []),
+                baselines.floor_report,
+                naive_section(naive[0].report if naive else None, summary.report, baselines.naive_skipped),
+                baselines.skipped,
+                baselines.notes + one_run.notes + (naive[1].notes if naive else []),
             )
         )
         print(describe(reports[-1]), flush=True)
     if param:
         print(sweep_table(param, reports), flush=True)
-
     if args.json:
-        document = reports[0] if not param else {
+        write_json(args.json, reports, param, values)
+    if plot_path:
+        write_plot(plot_path, ours, reports, baselines, param)
+    return 0
+
+
+def measure_baselines(
+    args: argparse.Namespace,
+    model: ServedModel,
+    configs: list[LoadConfig],
+    frames: list[EncodedFrame],
+    ours: list[tuple[Summary, object]],
+) -> Baselines:
+    if not args.baselines:
+        return Baselines(skipped="not asked for (--baselines)", naive_skipped="not asked for (--baselines)")
+    from vr_recognition.bench.baselines import measure_floor, spawn_naive_server, torch_missing_reason
+
+    result = Baselines()
+    contract = None
+    if model.path is None:
+        result.skipped = model.why_missing
+    else:
+        floor = measure_floor(model.path, frames, model.providers, model.threads)
+        result.floor_report, result.floor_samples, contract = floor.report(), floor.floor_ms, floor.contract
+        served_name = ours[0][1].model_name
+        if served_name and served_name != contract.name:
+            result.notes.append(
+                f"the floor's model {contract.name!r} is not the served model {served_name!r}"
+            )
+    result.naive_skipped = torch_missing_reason(args.naive_python) if contract is not None else result.skipped
+    if result.naive_skipped is None:
+        try:
+            with spawn_naive_server(args.naive_python, contract, model.threads) as naive_server:
+                result.naive_runs = run_all(configs, naive_server.url, frames, args.naive_drain)
+        except BenchError as exc:
+            result.naive_skipped = f"naive baseline failed: {type(exc).__name__}: {str(exc)[-500:]}"
+    if result.naive_skipped:
+        print_err(f"vr-bench: {result.naive_skipped}")
+    return result
+
+
+def config_json(
+    args: argparse.Namespace,
+    server_args: list[str],
+    one_run,
+    frames: list[EncodedFrame],
+    frames_source: str,
+    model: ServedModel,
+) -> dict:
+    config = one_run.config
+    return {
+        "url": None if args.spawn else config.url,
+        "spawned": bool(args.spawn),
+        "server_args": server_args,
+        "server": one_run.server_name,
+        "streams": config.streams,
+        "fps": config.fps,
+        "duration_s": config.duration_s,
+        "warmup_s": config.warmup_s,
+        "drain_s": config.drain_s,
+        "size": args.size,
+        "quality": args.quality,
+        "budget_ms": round(config.budget_ms, 4),
+        "frames_source": frames_source,
+        "distinct_frames": len(frames),
+        "mean_frame_bytes": round(sum(len(f.jpeg) for f in frames) / len(frames)),
+        "model_path": None if model.path is None else str(model.path),
+        "model_name": one_run.model_name,
+        "seed": config.seed,
+    }
+
+
+def write_json(path: Path, reports: list[dict], param: str | None, values: list[float]) -> None:
+    if param:
+        document = {
             "schema": reports[0]["schema"],
             "sweep": {"param": param, "values": values},
             "machine": reports[0]["machine"],
             "runs": reports,
-        }  # fmt: skip
-        if not param:
-            document = {**document, "sweep": None}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
-        print_err(f"vr-bench: wrote {args.json}")
-    if plot_path:
-        from vr_recognition.bench.plot import PlotSeries, save_plot
+        }
+    else:
+        document = {**reports[0], "sweep": None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print_err(f"vr-bench: wrote {path}")
 
-        series = [
-            PlotSeries(
-                label=series_label(report, param or "streams"),
-                ours_ms=summary.e2e_ms,
-                report=report,
-                naive_ms=naive_runs[index][0].e2e_ms if naive_runs else None,
-                floor_ms=floor_samples,
-            )
-            for index, ((summary, _), report) in enumerate(zip(ours, reports, strict=True))
-        ]
-        plot_path.parent.mkdir(parents=True, exist_ok=True)
-        save_plot(series, plot_path, param)
-        print_err(f"vr-bench: wrote {plot_path}")
-    return 0
+
+def write_plot(
+    path: Path,
+    ours: list[tuple[Summary, object]],
+    reports: list[dict],
+    baselines: Baselines,
+    param: str | None,
+) -> None:
+    from vr_recognition.bench.plot import PlotSeries, save_plot
+
+    series = [
+        PlotSeries(
+            label=series_label(report, param or "streams"),
+            ours_ms=summary.e2e_ms,
+            report=report,
+            naive_ms=baselines.naive_runs[index][0].e2e_ms if baselines.naive_runs else None,
+            floor_ms=baselines.floor_samples,
+        )
+        for index, ((summary, _), report) in enumerate(zip(ours, reports, strict=True))
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_plot(series, path, param)
+    print_err(f"vr-bench: wrote {path}")
 
 
 if __name__ == "__main__":
