@@ -1,6 +1,6 @@
 # Two commands on a fresh machine: `make serve` and `make test`. Both create .venv when missing and
 # install what they need into it; nothing is installed system-wide except Debian packages that
-# individual tests ask for (see tests/conftest.py).
+# individual tests ask for (see tests/debian.py).
 
 PYTHON ?= python3
 VENV ?= .venv

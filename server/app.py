@@ -237,6 +237,8 @@ class RecognitionServer:
         log.info("stream opened: %s from %s", session.client, peer(ws))
         try:
             async for message in ws:
+                if stream.sender.done:
+                    break  # the sender gave up on this client: stop working for it now
                 events = session.receive(message)
                 await self._apply(stream, events)
                 # Fairness: a client flooding the server gets no more than its turn, and one sending

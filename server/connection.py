@@ -9,6 +9,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from vr_recognition.server import protocol as p
+from vr_recognition.server.config import CLOSE_TIMEOUT_S
 from vr_recognition.server.mailbox import LatestSlot
 from vr_recognition.server.metrics import ServerMetrics
 from vr_recognition.server.session import Close, PendingFrame, Session
@@ -28,6 +29,11 @@ class Sender:
         self.ws, self.timeout_s, self.metrics = ws, timeout_s, metrics
         self._queue: asyncio.Queue[str | Close | None] = asyncio.Queue(OUTBOX_SIZE)
         self._task = asyncio.create_task(self._run(), name="stream-sender")
+        self.gave_up = False  # the client stopped taking replies: the stream is over
+
+    @property
+    def done(self) -> bool:
+        return self.gave_up or self._task.done()
 
     async def send(self, text: str) -> None:
         """Queue a message; waits while the queue is full. Dropped once the connection is gone."""
@@ -47,23 +53,33 @@ class Sender:
                 if item is None:
                     return
                 if isinstance(item, Close):
-                    await self.ws.close(item.code, item.reason)
+                    await self._close(item)
                     return
                 try:
                     # asyncio.timeout, not wait_for: no extra task per reply on this hot path
                     async with asyncio.timeout(self.timeout_s):
                         await self.ws.send(item)
                 except TimeoutError:
+                    self.gave_up = True
                     log.warning("closing %s: it read no results for %.1f s", peer(self.ws), self.timeout_s)
                     self.metrics.failure.labels(p.ErrorCode.SLOW_CONSUMER.value).inc()
-                    # close() gives up on the closing handshake after close_timeout and drops the connection
-                    await self.ws.close(p.CloseCode.POLICY_VIOLATION, p.ErrorCode.SLOW_CONSUMER.value)
+                    await self._close(Close(p.CloseCode.POLICY_VIOLATION, p.ErrorCode.SLOW_CONSUMER.value))
                     return
         except ConnectionClosed:
             return
         finally:
             while not self._queue.empty():  # wakes anyone waiting to queue; their messages go nowhere
                 self._queue.get_nowait()
+
+    async def _close(self, close: Close) -> None:
+        """Close with a code; a client that reads nothing cannot even take the close frame (close()
+        would wait for buffer space until the keepalive gives up), so after CLOSE_TIMEOUT_S the
+        connection is dropped."""
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self.ws.close(close.code, close.reason)
+        except TimeoutError:
+            self.ws.transport.abort()
 
 
 class Stream:

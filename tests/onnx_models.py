@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
 from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract
 
 COLOUR_CLASSES = ("red", "green", "blue")

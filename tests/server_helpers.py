@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+import threading
 import time
 import urllib.request
 from collections import defaultdict
@@ -14,11 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.slow_vr_serve import fixed_cost
 from vr_recognition.bench.spawn import SpawnedServer
 from vr_recognition.server import protocol as p
 from vr_recognition.server.app import RecognitionServer, ServerConfig
 from vr_recognition.server.client import RecognitionClient
 
+SLOW_VR_SERVE = Path(__file__).with_name("slow_vr_serve.py")
 COLOURS_BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
 
 
@@ -59,6 +64,21 @@ def scrape(url: str) -> dict[str, float]:
 
 async def scrape_async(url: str) -> dict[str, float]:
     return await asyncio.to_thread(scrape, url)
+
+
+def metric_value(server: RecognitionServer, name: str, **labels: str) -> float:
+    """One sample of an in-process server's metrics, by its exposed name (counters end in `_total`),
+    through the registry's public API; 0.0 for a sample not yet present (a label never counted)."""
+    value = server.metrics.registry.get_sample_value(name, labels or None)
+    return 0.0 if value is None else value
+
+
+def slow_down(monkeypatch, server: RecognitionServer, seconds: float) -> threading.Event:
+    """Make the in-process server's model take `seconds` longer per batch: slower than its clients on
+    any CPU (a heavy graph is only slow in arithmetic). The event is set whenever a batch starts."""
+    started = threading.Event()
+    monkeypatch.setattr(server.model, "run", fixed_cost(server.model.run, seconds, started))
+    return started
 
 
 @dataclass
@@ -107,6 +127,10 @@ async def serving(model_path: Path, load: bool = True, **config) -> AsyncIterato
         await server.shutdown()
 
 
-def ServerProcess(args: list[str], log_path: Path) -> SpawnedServer:
-    """`vr-serve` in a subprocess (for signals and import checks), its log kept at `log_path`."""
-    return SpawnedServer.vr_serve(args, log_path=log_path)
+def ServerProcess(args: list[str], log_path: Path, seconds_per_batch: float | None = None) -> SpawnedServer:
+    """`vr-serve` in a subprocess (for signals and import checks), its log kept at `log_path`; with
+    `seconds_per_batch`, its model takes that much longer per batch (tests/slow_vr_serve.py)."""
+    if seconds_per_batch is None:
+        return SpawnedServer.vr_serve(args, log_path=log_path)
+    command = [sys.executable, str(SLOW_VR_SERVE), str(seconds_per_batch), "--port", "0", *args]
+    return SpawnedServer(command, "vr-serve (slow)", log_path=log_path)

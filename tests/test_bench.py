@@ -2,12 +2,13 @@
 
 The numbers themselves depend on the machine; what is checked is that they are honest: counts add
 up, percentiles are ordered, ratios come from the same run, and the load is open-loop (a slow
-server does not slow the sender down, and its queueing shows in the latency).
+server does not slow the sender down, and its queueing shows in the latency). The slow server is
+slow in time, not in arithmetic (a heavy model is fast on a fast CPU): the protocol peer answering
+one frame at a time after a fixed sleep.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import math
@@ -15,13 +16,13 @@ import math
 import cv2
 import numpy as np
 import pytest
+
+from tests.onnx_models import write_colour_model
+from tests.protocol_peer import running_peer
 from vr_recognition.bench import cli
 from vr_recognition.bench.frames import frames_from_folder
 from vr_recognition.bench.openloop import LoadConfig, LoadRun, StreamRecord, run_load
-from vr_recognition.bench.spawn import SpawnedServer
 from vr_recognition.bench.stats import answer_age_ms, summarize
-
-from tests.onnx_models import write_colour_model
 
 pytestmark = pytest.mark.slow
 
@@ -46,13 +47,8 @@ def frames_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    return {
-        "fast": write_colour_model(folder / "colour.onnx"),
-        # ~35 ms per frame on 2 CPU cores: slower than a 60 fps stream sends
-        "slow": write_colour_model(folder / "slow.onnx", slow_convs=3, size=160),
-    }
+def model(tmp_path_factory):
+    return write_colour_model(tmp_path_factory.mktemp("models") / "colour.onnx")
 
 
 def check_report(report: dict, streams: int, fps: float, duration: float) -> None:
@@ -94,7 +90,7 @@ def check_report(report: dict, streams: int, fps: float, duration: float) -> Non
     assert report["machine"]["provider"] == "CPUExecutionProvider"
 
 
-def test_bench_spawns_a_server_and_reports_consistent_numbers(tmp_path, frames_dir, models, capsys):
+def test_bench_spawns_a_server_and_reports_consistent_numbers(tmp_path, frames_dir, model, capsys):
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
     streams, fps, duration = 2, 60.0, 2.0
     code = cli.main(
@@ -111,7 +107,7 @@ def test_bench_spawns_a_server_and_reports_consistent_numbers(tmp_path, frames_d
             "--naive-drain", "3",
             "--json", str(out_json),
             "--plot", str(out_png),
-            "--", "--model", str(models["fast"]),
+            "--", "--model", str(model),
         ]
     )  # fmt: skip
     assert code == 0
@@ -131,8 +127,10 @@ def test_bench_spawns_a_server_and_reports_consistent_numbers(tmp_path, frames_d
     # moves 1000 / mean by up to 0.0005 / mean (relative)
     mean = report["floor_mean_ms"]
     assert report["floor_max_rate_fps"] == pytest.approx(1000.0 / mean, rel=1e-3 + 0.0005 / mean)
+    # served_vs_floor_rate is rounded to 4 decimals: on a fast CPU the floor's rate is high and the ratio
+    # small (0.03 here), so that rounding alone (up to 5e-5) can be more than 0.1 % of it
     assert report["served_vs_floor_rate"] == pytest.approx(
-        report["answered_fps"]["total"] / report["floor_max_rate_fps"], rel=1e-3
+        report["answered_fps"]["total"] / report["floor_max_rate_fps"], rel=1e-3, abs=5e-5 + 1e-9
     )
     assert report["baselines_skipped"] is None
 
@@ -157,13 +155,13 @@ def test_bench_spawns_a_server_and_reports_consistent_numbers(tmp_path, frames_d
     assert "ours/floor" in printed
 
 
-def test_sweep_runs_each_configuration_against_one_server(tmp_path, frames_dir, models, capsys):
+def test_sweep_runs_each_configuration_against_one_server(tmp_path, frames_dir, model, capsys):
     out_json = tmp_path / "sweep.json"
     code = cli.main(
         [
             "--spawn", "--sweep", "streams=1,3", "--fps", "30", "--duration", "1", "--warmup", "0",
             "--frames", str(frames_dir), "--size", "160x90", "--json", str(out_json),
-            "--", "--model", str(models["fast"]),
+            "--", "--model", str(model),
         ]
     )  # fmt: skip
     assert code == 0
@@ -181,17 +179,15 @@ def test_sweep_runs_each_configuration_against_one_server(tmp_path, frames_dir, 
     assert "p99" in table
 
 
-async def test_open_loop_keeps_its_schedule_while_a_slow_server_queues(frames_dir, models):
+async def test_open_loop_keeps_its_schedule_while_a_slow_server_queues(frames_dir):
     """A server slower than the send rate must not slow the sender (closed loop would), and the
-    time frames wait in the server shows in their latency."""
+    time frames wait in the server shows in their latency. The server takes 35 ms per frame, one
+    at a time, keeping only the newest waiting frame like vr-serve: slower than 60 fps on any machine."""
     frames = frames_from_folder(frames_dir, (320, 180), 80)
     fps, duration = 60.0, 2.0
-    server = await asyncio.to_thread(SpawnedServer.vr_serve, ["--model", str(models["slow"])])
-    try:
-        config = LoadConfig(url=server.url, streams=1, fps=fps, duration_s=duration, budget_ms=5000.0)
+    async with running_peer(seconds_per_frame=0.035) as url:
+        config = LoadConfig(url=url, streams=1, fps=fps, duration_s=duration, budget_ms=5000.0)
         run = await run_load(config, frames)
-    finally:
-        await asyncio.to_thread(server.stop)
     record = run.streams[0]
     sent_all = np.isfinite(record.sent)
     assert sent_all.all()

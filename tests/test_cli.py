@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from vr_recognition.server import cli as serve_cli
 
 SCRIPTS = ("train-vr", "vr-serve", "vr-bench", "vr-sim")

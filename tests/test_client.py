@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from vr_recognition.server import protocol as p
-from vr_recognition.server.client import RecognitionClient, ServerRefused
 from websockets.exceptions import ConnectionClosed
 
 from tests.protocol_peer import running_peer
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient, ServerRefused
 
 JPEG = bytes.fromhex("ffd8ffe000104a4649460001")  # the peer does not decode images
 

@@ -11,6 +11,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from vr_recognition.server import protocol as p
 
 f32 = st.floats(width=32, allow_nan=False, allow_infinity=False)

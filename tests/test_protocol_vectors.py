@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from vr_recognition.server import protocol as p
 
 VECTORS = Path(__file__).parent / "vectors"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from vr_recognition.server import app as app_module
-from vr_recognition.server import protocol as p
-from vr_recognition.server.client import RecognitionClient
+import cv2
 
 from tests.onnx_models import write_colour_model
-from tests.server_helpers import classify, serving
+from tests.server_helpers import classify, metric_value, serving
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient
 
 PATIENT = p.StreamSettings(budget_ms=30_000)
 
@@ -38,20 +38,21 @@ async def test_inference_and_decode_failures_fail_frames_not_streams(tmp_path, m
         assert "CUDA" not in broken[0].error.message  # internals stay in the server log
         assert (await classify(client, "blue")).top_k[0].label == "blue"  # recovered by itself
 
-        real_preprocess = app_module.preprocess_frame
+        # The fault goes in at the library boundary, so it reaches whichever server module decodes.
+        real_imdecode = cv2.imdecode
         calls = {"n": 0}
 
-        def flaky_preprocess(*args):
+        def flaky_imdecode(*args):
             calls["n"] += 1
             if calls["n"] == 1:
                 raise MemoryError("decoder ran out of memory")
-            return real_preprocess(*args)
+            return real_imdecode(*args)
 
-        monkeypatch.setattr(app_module, "preprocess_frame", flaky_preprocess)
+        monkeypatch.setattr(cv2, "imdecode", flaky_imdecode)
         failed = await classify(client)
         assert (failed.status, failed.error.code) == (p.Status.ERROR, "internal_error")
         assert (await classify(client, "green")).top_k[0].label == "green"
-    assert server.metrics.failure.labels("internal_error")._value.get() == 3
+    assert metric_value(server, "vr_inference_request_failure_total", code="internal_error") == 3
     assert any("failed" in r.getMessage() for r in caplog.records)  # logged server-side, with traceback
 
 
@@ -66,10 +67,10 @@ async def test_watched_model_deleted_or_corrupted_keeps_the_old_model(tmp_path):
         assert (await classify(client)).model_version == "v1"
         path.write_bytes(b"\x00" * 1000)  # corrupted
         for _ in range(100):
-            if server.metrics.model_reloads.labels("rejected")._value.get():
+            if metric_value(server, "vr_model_reloads_total", result="rejected"):
                 break
             await asyncio.sleep(0.05)
-        assert server.metrics.model_reloads.labels("rejected")._value.get() >= 1
+        assert metric_value(server, "vr_model_reloads_total", result="rejected") >= 1
         result = await classify(client, "blue")
         assert (result.status, result.model_version, result.top_k[0].label) == (p.Status.OK, "v1", "blue")
         write_colour_model(tmp_path / "next.onnx", version="v2").replace(path)  # fixed: picked up

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vr_recognition.server import protocol as p
 from websockets.asyncio.client import connect
 
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import PhasedLatencies, ServerProcess, healthy_stream, solid_jpeg
+from vr_recognition.server import protocol as p
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
 VECTORS = Path(__file__).parent / "vectors"

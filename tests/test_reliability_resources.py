@@ -14,12 +14,12 @@ import time
 
 import cv2
 import numpy as np
-from vr_recognition.server import protocol as p
-from vr_recognition.server.client import RecognitionClient
 from websockets.asyncio.client import connect
 
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import ServerProcess, scrape_async
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient
 
 LONG = os.environ.get("VR_RELIABILITY") == "long"
 SOAK_S, WARMUP_S = (600.0, 60.0) if LONG else (30.0, 10.0)

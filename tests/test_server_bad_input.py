@@ -1,5 +1,11 @@
-"""Every kind of bad input, against a live server: the sender gets a typed error, the server
-survives, a healthy stream alongside is unaffected, and no stack trace reaches any client."""
+"""Every kind of bad input: the sender gets a typed error, the server survives, a healthy stream
+alongside is unaffected, and no stack trace reaches any client.
+
+What the codec makes of bad bytes needs no server: header and JSON rules are pinned by
+tests/test_protocol_vectors.py and tests/test_protocol_codec.py, and bad image content is checked
+here by calling preprocessing directly. The live server gets one case of each error family, for its
+own reaction (the stream goes on, the failure is counted), and the rules that are the server's: hello
+first, timeouts, version refusal, message size, token, origin, stream slots."""
 
 from __future__ import annotations
 
@@ -7,16 +13,18 @@ import asyncio
 import json
 import logging
 import struct
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from vr_recognition.server import protocol as p
-from vr_recognition.server.client import RecognitionClient, ServerRefused
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.onnx_models import write_colour_model
-from tests.server_helpers import serving, solid_jpeg
+from tests.onnx_models import colour_contract, write_colour_model
+from tests.server_helpers import metric_value, serving, solid_jpeg
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient, ServerRefused
+from vr_recognition.server.preprocess import preprocess_frame
 
 GOOD_JPEG = solid_jpeg("red", 64, 48)
 PATIENT = p.StreamSettings(budget_ms=10_000)
@@ -33,12 +41,6 @@ def frame(
     return p.encode_frame(p.Frame(fid, 77, fmt, width, height, payload))
 
 
-def patch(data: bytes, fmt: str, offset: int, value) -> bytes:
-    out = bytearray(data)
-    struct.pack_into(fmt, out, offset, value)
-    return bytes(out)
-
-
 def jpeg_with_size(width: int, height: int) -> bytes:
     """A real JPEG whose SOF header claims another size: a decompression bomb when large."""
     data = bytearray(GOOD_JPEG)
@@ -53,45 +55,46 @@ def without_scan(jpeg: bytes) -> bytes:
     return jpeg[:sos] + b"\xff\xd9"
 
 
-BAD_BINARY = {
-    "empty message": (b"", "truncated_header", None),
-    "truncated header": (frame()[:30], "truncated_header", None),
-    "wrong magic": (b"RIFF" + frame()[4:], "bad_magic", None),
-    "unknown version": (patch(frame(), "<B", 4, 9), "unsupported_version", None),
-    "unknown message type": (patch(frame(), "<B", 5, 7), "unknown_message_type", None),
-    "length mismatch": (frame() + b"extra", "length_mismatch", 5),
-    "zero-byte payload": (frame()[: p.HEADER_SIZE - 4] + bytes(4), "empty_payload", 5),
-    "unknown image format": (patch(frame(), "<B", 60, 42), "unsupported_format", 5),
-    "not a JPEG at all": (frame(b"\x00garbage" * 50), "corrupt_image", 5),
-    "JPEG without image data": (frame(without_scan(GOOD_JPEG)), "corrupt_image", 5),
-    "JPEG size differs from header": (frame(jpeg_with_size(640, 480)), "bad_dimensions", 5),
-    "decompression bomb (16k x 16k)": (
-        frame(jpeg_with_size(16000, 16000), 16000, 16000),
-        "image_too_large",
-        5,
-    ),
-    "decompression bomb within max side": (
-        frame(jpeg_with_size(8000, 8000), 8000, 8000),
-        "image_too_large",
-        5,
-    ),
-    "declared size over the limit": (frame(GOOD_JPEG, 9000, 48), "image_too_large", 5),
-    "raw frame of the wrong size": (
-        patch(frame(bytes(8 * 8 * 3), 8, 8, p.ImageFormat.RGB8), "<H", 62, 9),
-        "bad_dimensions",
-        5,
-    ),
+# Frames whose header is fine but whose image is not: refused by preprocessing, not by the codec.
+BAD_IMAGES = {
+    "not a JPEG at all": (frame(b"\x00garbage" * 50), "corrupt_image"),
+    "JPEG without image data": (frame(without_scan(GOOD_JPEG)), "corrupt_image"),
+    "JPEG size differs from header": (frame(jpeg_with_size(640, 480)), "bad_dimensions"),
+    "decompression bomb (16k x 16k)": (frame(jpeg_with_size(16000, 16000), 16000, 16000), "image_too_large"),
+    "decompression bomb within max side": (frame(jpeg_with_size(8000, 8000), 8000, 8000), "image_too_large"),
+    "declared size over the limit": (frame(GOOD_JPEG, 9000, 48), "image_too_large"),
 }
-BAD_TEXT = {
+
+# One case per error family for the live server (the codec's answer to the others is tested without it).
+LIVE_BINARY = {
+    # header unreadable: an error message without a frame id
+    "wrong magic": (b"RIFF" + frame()[4:], "bad_magic", None),
+    # header read, a frame rule broken: an error result for that frame
+    "length mismatch": (frame() + b"extra", "length_mismatch", 5),
+    # image content, found while the server decodes: a decoder failure and a size guard
+    "JPEG without image data": (BAD_IMAGES["JPEG without image data"][0], "corrupt_image", 5),
+    "decompression bomb (16k x 16k)": (BAD_IMAGES["decompression bomb (16k x 16k)"][0], "image_too_large", 5),
+}
+LIVE_TEXT = {
     "malformed JSON": ('{"type": "configure", ', "bad_json"),
-    "JSON array": ("[1, 2, 3]", "bad_json"),
-    "NaN in JSON": ('{"type": "configure", "budget_ms": NaN}', "bad_json"),
-    "deeply nested JSON": ('{"type":"ping","id":1,"x":' + "[" * 5000 + "]" * 5000 + "}", "bad_json"),
+    # over the server's own control-message limit
     "huge JSON": (json.dumps({"type": "ping", "id": 1, "pad": "x" * 70_000}), "message_too_large"),
-    "unknown JSON type": ('{"type": "subscribe"}', "unknown_message_type"),
+    # well-formed JSON, not a valid message: mid-stream, a configure with a bad field
     "invalid field": ('{"type": "configure", "top_k": "all"}', "invalid_message"),
+    # not parsing at all: a rule of the stream's state
     "second hello": ('{"type": "hello", "protocol": 1}', "duplicate_hello"),
 }
+
+
+@pytest.mark.parametrize("name", BAD_IMAGES)
+def test_bad_image_content_is_refused_by_preprocessing(name):
+    """What the server's decode step makes of each image, called directly (tests/test_preprocess.py
+    covers good images only); the live test below sends two of them for the server's own answer."""
+    data, code = BAD_IMAGES[name]
+    decoded = p.decode_frame(data)  # the header itself is valid
+    with pytest.raises(p.ProtocolError) as info:
+        preprocess_frame(decoded, colour_contract(), p.Limits())
+    assert info.value.code.value == code
 
 
 async def expect_healthy(client: RecognitionClient) -> None:
@@ -116,7 +119,7 @@ async def test_every_bad_message_gets_its_typed_error_and_nobody_else_notices(mo
         await RecognitionClient.connect(server.url, settings=PATIENT) as victim,
         await RecognitionClient.connect(server.url, settings=PATIENT) as bystander,
     ):
-        for name, (data, code, frame_id) in BAD_BINARY.items():
+        for name, (data, code, frame_id) in LIVE_BINARY.items():
             await victim.send_raw(data)
             reply = await victim.recv(timeout=10)
             assert_no_trace(reply)
@@ -128,7 +131,7 @@ async def test_every_bad_message_gets_its_typed_error_and_nobody_else_notices(mo
                 assert (reply.status, reply.error.code, reply.frame_id) == (p.Status.ERROR, code, 5), name
             await expect_healthy(victim)  # the offender's own stream goes on
             await expect_healthy(bystander)
-        for name, (text, code) in BAD_TEXT.items():
+        for name, (text, code) in LIVE_TEXT.items():
             await victim.send_raw(text)
             reply = await victim.recv(timeout=10)
             assert_no_trace(reply)
@@ -136,8 +139,9 @@ async def test_every_bad_message_gets_its_typed_error_and_nobody_else_notices(mo
             assert (reply.code, reply.fatal) == (code, False), name
             await expect_healthy(victim)
             await expect_healthy(bystander)
-    failures = {c: server.metrics.failure.labels(c)._value.get() for c in ("bad_magic", "image_too_large")}
-    assert failures == {"bad_magic": 1, "image_too_large": 3}
+    sent = Counter(case[1] for case in (*LIVE_BINARY.values(), *LIVE_TEXT.values()))
+    failures = {c: metric_value(server, "vr_inference_request_failure_total", code=c) for c in sent}
+    assert failures == dict(sent)  # each bad message counted once, under its code
     assert not [r for r in caplog.records if r.exc_info], "a bad input reached the server as an exception"
 
 
@@ -202,7 +206,7 @@ async def test_token_is_required_at_the_handshake(model):
             server.url + "/?token=let-me-in", settings=PATIENT
         ) as browser:
             await expect_healthy(browser)
-    assert server.metrics.refused.labels("unauthorized")._value.get() == 4
+    assert metric_value(server, "vr_connections_refused_total", code="unauthorized") == 4
 
 
 async def test_disallowed_origin_is_refused(model):
@@ -225,7 +229,7 @@ async def test_too_many_streams_are_refused_and_slots_come_back(model):
         assert (refused.value.code, refused.value.http_status) == ("too_many_streams", 503)
         await first.close()
         for _ in range(50):  # the server notices the close within a few event-loop turns
-            if server.metrics.active_streams._value.get() < 2:
+            if metric_value(server, "vr_active_streams") < 2:
                 break
             await asyncio.sleep(0.02)
         async with await RecognitionClient.connect(server.url, settings=PATIENT) as third:

@@ -1,5 +1,8 @@
 """Freshness over completeness: the one-slot mailbox, the deadline batcher with a deliberately slow
-model, and the live server dropping stale frames (answered and counted, never queued)."""
+model, and the live server dropping stale frames (answered and counted, never queued).
+
+"Slow" is always a fixed time (a sleep per batch), never a heavy graph: arithmetic gets faster with the
+CPU, and on a fast one the server would keep up and nothing would be stale or late."""
 
 from __future__ import annotations
 
@@ -9,13 +12,13 @@ import time
 
 import numpy as np
 import pytest
+
+from tests.onnx_models import write_colour_model
+from tests.server_helpers import metric_value, serving, slow_down, solid_jpeg
 from vr_recognition.server import protocol as p
 from vr_recognition.server.batcher import BatchItem, DeadlineBatcher
 from vr_recognition.server.client import RecognitionClient
 from vr_recognition.server.mailbox import LatestSlot
-
-from tests.onnx_models import write_colour_model
-from tests.server_helpers import serving, solid_jpeg
 
 
 async def test_latest_slot_keeps_only_the_newest():
@@ -44,14 +47,21 @@ class SlowModel:
         self.fail = fail
         self.batches: list[int] = []
         self.thread_names: set[str] = set()
+        self.started = threading.Event()  # set when a batch starts running
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         self.thread_names.add(threading.current_thread().name)
+        self.started.set()
         time.sleep(self.seconds)
         if self.fail:
             raise RuntimeError("model exploded")
         self.batches.append(len(batch))
         return np.tile(batch.reshape(len(batch), -1)[:, :1].astype(np.float32), (1, 2))
+
+
+async def busy(model: SlowModel) -> None:
+    """Wait until `model` is running a batch, rather than guess how soon the batcher starts one."""
+    assert await asyncio.to_thread(model.started.wait, 10)
 
 
 def item(model, value: int, budget_s: float = 10.0) -> BatchItem:
@@ -64,7 +74,7 @@ async def test_batcher_batches_what_arrived_while_busy():
     batcher.start()
     try:
         first = asyncio.create_task(batcher.submit(item(model, 1)))
-        await asyncio.sleep(0.02)  # the first batch is running now
+        await busy(model)  # the first batch is running now
         rest = [asyncio.create_task(batcher.submit(item(model, v))) for v in (2, 3, 4, 5, 6)]
         outcomes = await asyncio.gather(first, *rest)
     finally:
@@ -81,8 +91,9 @@ async def test_batcher_answers_late_frames_without_inference():
         batcher = DeadlineBatcher(max_batch=8, late_policy=policy)
         batcher.start()
         try:
+            model.started.clear()  # the model is reused: wait for this run's first batch
             blocker = asyncio.create_task(batcher.submit(item(model, 1)))
-            await asyncio.sleep(0.02)
+            await busy(model)
             tight = asyncio.create_task(
                 batcher.submit(item(model, 2, budget_s=0.05))
             )  # expires while waiting
@@ -104,7 +115,7 @@ async def test_batcher_runs_late_frames_when_nothing_fresher_waits():
     batcher.start()
     try:
         blocker = asyncio.create_task(batcher.submit(item(model, 1)))
-        await asyncio.sleep(0.02)
+        await busy(model)
         only_late = [asyncio.create_task(batcher.submit(item(model, v, budget_s=0.01))) for v in (2, 3)]
         results = await asyncio.gather(blocker, *only_late)
     finally:
@@ -133,7 +144,7 @@ async def test_batcher_never_mixes_models_and_survives_a_failing_one():
     batcher.start()
     try:
         blocker = asyncio.create_task(batcher.submit(item(good, 1)))
-        await asyncio.sleep(0.01)
+        await busy(good)
         tasks = [asyncio.create_task(batcher.submit(item(m, v))) for m, v in ((bad, 2), (good, 3), (bad, 4))]
         results = await asyncio.gather(blocker, *tasks, return_exceptions=True)
         after = await batcher.submit(item(good, 5))  # the batcher still works
@@ -146,15 +157,16 @@ async def test_batcher_never_mixes_models_and_survives_a_failing_one():
     assert good.batches == [1, 1, 1]
 
 
-async def test_live_server_drops_stale_frames_and_answers_every_frame(tmp_path):
-    slow = write_colour_model(tmp_path / "slow.onnx", slow_convs=4, size=160)
-    async with serving(slow, max_batch=1) as server:
+async def test_live_server_drops_stale_frames_and_answers_every_frame(tmp_path, monkeypatch):
+    model = write_colour_model(tmp_path / "colour.onnx")
+    async with serving(model, max_batch=1) as server:
+        slow_down(monkeypatch, server, 0.2)  # the burst arrives while the first frame takes 200 ms
         settings = p.StreamSettings(budget_ms=10_000)
         async with await RecognitionClient.connect(server.url, settings=settings) as client:
             frame = solid_jpeg("green", 640, 360)
             sent = [await client.send_frame(frame, width=640, height=360) for _ in range(30)]  # a burst
             results = [await client.recv(timeout=30) for _ in sent]
-            stale_metric = server.metrics.dropped_stale._value.get()
+            stale_metric = metric_value(server, "vr_frames_dropped_stale_total")
     by_id = {r.frame_id: r for r in results}
     assert sorted(by_id) == sent  # exactly one answer per frame
     statuses = [by_id[i].status for i in sent]
@@ -166,9 +178,10 @@ async def test_live_server_drops_stale_frames_and_answers_every_frame(tmp_path):
     assert all(r.top_k == () for r in results if r.status is p.Status.DROPPED_STALE)
 
 
-async def test_live_server_answers_late_frames_without_inference(tmp_path):
-    slow = write_colour_model(tmp_path / "slow.onnx", slow_convs=4, size=160)
-    async with serving(slow, max_batch=8) as server:
+async def test_live_server_answers_late_frames_without_inference(tmp_path, monkeypatch):
+    model = write_colour_model(tmp_path / "colour.onnx")
+    async with serving(model, max_batch=8) as server:
+        model_running = slow_down(monkeypatch, server, 0.3)
         tight = p.StreamSettings(budget_ms=1.0)  # unmeetable: every frame waiting for the model is late
         patient = p.StreamSettings(budget_ms=10_000)
         async with (
@@ -178,11 +191,11 @@ async def test_live_server_answers_late_frames_without_inference(tmp_path):
         ):
             frame = solid_jpeg("blue", 320, 180)
             await hog.send_frame(frame, width=320, height=180)
-            await asyncio.sleep(0.01)  # the model is busy with the hog's frame now
+            assert await asyncio.to_thread(model_running.wait, 30)  # busy with the hog's frame now
             await hurried.send_frame(frame, width=320, height=180)
             await fresh.send_frame(frame, width=320, height=180)
             results = [await c.recv(timeout=30) for c in (hog, hurried, fresh)]
     assert [r.status for r in results] == [p.Status.OK, p.Status.LATE, p.Status.OK]
     assert "infer" not in results[1].timings_ms
     assert results[1].top_k == ()
-    assert server.metrics.late._value.get() == 1
+    assert metric_value(server, "vr_frames_late_total") == 1

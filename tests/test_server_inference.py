@@ -7,10 +7,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
-from vr_recognition.server.inference import InferenceModel, resolve_providers
-from vr_recognition.server.model_format import ModelContract, ModelFormatError
 
 from tests.onnx_models import colour_contract, colour_model, write_colour_model
+from vr_recognition.server.inference import InferenceModel, ProviderError, resolve_providers
+from vr_recognition.server.model_format import ModelContract, ModelFormatError
 
 
 def test_auto_providers_are_what_this_onnxruntime_offers():
@@ -18,9 +18,9 @@ def test_auto_providers_are_what_this_onnxruntime_offers():
     assert chosen[-1] == "cpu"
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         assert chosen == ["cpu"]
-        with pytest.raises(ValueError, match="none of"):
+        with pytest.raises(ProviderError, match="none of"):
             resolve_providers("tensorrt,cuda")  # never pretend to have a GPU
-    with pytest.raises(ValueError, match="unknown provider"):
+    with pytest.raises(ProviderError, match="unknown provider"):
         resolve_providers("tpu")
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import onnx
 import pytest
-from vr_recognition.server import protocol as p
-from vr_recognition.server.client import RecognitionClient
 from websockets.exceptions import ConnectionClosed
 
 from tests.onnx_models import colour_contract, colour_model, write_colour_model
-from tests.server_helpers import ServerProcess, classify, serving, solid_jpeg
+from tests.server_helpers import ServerProcess, classify, metric_value, serving, solid_jpeg
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient
 
 PATIENT = p.StreamSettings(budget_ms=30_000)
 
@@ -49,8 +49,8 @@ async def test_reload_swaps_models_without_dropping_streams_and_rejects_broken_o
         assert not await server.reload(tmp_path / "plain.onnx")
         result = await classify(client, "blue")  # the old model keeps serving the same stream
         assert (result.status, result.model_version, result.top_k[0].label) == (p.Status.OK, "v2", "blue")
-    assert server.metrics.model_reloads.labels("ok")._value.get() == 1
-    assert server.metrics.model_reloads.labels("rejected")._value.get() == 3
+    assert metric_value(server, "vr_model_reloads_total", result="ok") == 1
+    assert metric_value(server, "vr_model_reloads_total", result="rejected") == 3
 
 
 async def test_watched_model_file_is_reloaded(tmp_path):
@@ -66,14 +66,19 @@ async def test_watched_model_file_is_reloaded(tmp_path):
         assert (await classify(client)).model_version == "v2"
 
 
+# Per frame (--max-batch 1), whatever the CPU: three frames take ~1 s, so at SIGTERM they are still in flight.
+SECONDS_PER_FRAME = 0.3
+
+
 def test_sighup_reloads_and_sigterm_finishes_in_flight_frames(tmp_path):
-    path = write_colour_model(tmp_path / "model.onnx", version="v1", size=224, slow_convs=3)
-    server = ServerProcess(["--model", str(path), "--max-batch", "1"], tmp_path / "serve.log")
+    path = write_colour_model(tmp_path / "model.onnx", version="v1")
+    args = ["--model", str(path), "--max-batch", "1"]
+    server = ServerProcess(args, tmp_path / "serve.log", seconds_per_batch=SECONDS_PER_FRAME)
     try:
 
         async def scenario() -> tuple[list[p.Result], int | None]:
             async with await RecognitionClient.connect(server.url, settings=PATIENT) as client:
-                write_colour_model(path, version="v2", size=224, slow_convs=3)
+                write_colour_model(path, version="v2")
                 server.proc.send_signal(signal.SIGHUP)
                 changed = await client.recv(timeout=30)
                 assert isinstance(changed, p.ModelChanged)
@@ -83,7 +88,9 @@ def test_sighup_reloads_and_sigterm_finishes_in_flight_frames(tmp_path):
                 streams = [client, *others]
                 for stream in streams:
                     await stream.send_frame(solid_jpeg("green"), width=320, height=180)
-                await asyncio.sleep(0.05)
+                # A stream's messages are read in order: once its pong is back, its frame is in the server.
+                for stream in streams:
+                    await stream.ping()
                 server.proc.send_signal(signal.SIGTERM)
                 results = []
                 for stream in streams:
@@ -100,6 +107,7 @@ def test_sighup_reloads_and_sigterm_finishes_in_flight_frames(tmp_path):
     finally:
         server.stop()
     assert all(r.status is p.Status.OK and r.top_k[0].label == "green" for r in results), results
+    assert all(r.timings_ms["infer"] >= SECONDS_PER_FRAME * 1000 for r in results)  # ran on the slow model
     assert codes == {1001}
     assert "Traceback" not in server.log()
 

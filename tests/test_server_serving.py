@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vr_recognition.server import protocol as p
-from vr_recognition.server.client import RecognitionClient
 
 from tests.onnx_models import write_colour_model
-from tests.server_helpers import serving, solid_jpeg
+from tests.server_helpers import metric_value, serving, solid_jpeg
+from vr_recognition.server import protocol as p
+from vr_recognition.server.client import RecognitionClient
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +160,9 @@ async def test_health_and_metrics(colour_model):
         assert 'vr_inference_request_failure_total{code="bad_magic"} 1.0' in text
         assert "vr_compute_infer_duration_seconds_count" in text
         assert 'vr_model_info{name="colour",provider="CPUExecutionProvider",version="1"} 1.0' in text
-        await asyncio.sleep(0.1)
+        for _ in range(250):  # the server notices the close within a few event-loop turns
+            if metric_value(server, "vr_active_streams") == 0:
+                break
+            await asyncio.sleep(0.02)
         _, metrics = await http_get(base + "/metrics")
         assert "vr_active_streams 0.0" in metrics.decode()

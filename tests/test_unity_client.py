@@ -3,13 +3,13 @@
 
 - decodes every golden vector in tests/vectors byte for byte (and re-encodes the "encodes_back" ones),
 - streams real JPEGs to a real `vr-serve` on loopback (token required) and checks the predictions,
-- keeps streaming at a high rate to a deliberately slow `vr-serve` and checks that the client drops
-  stale frames itself while every frame it did send is answered,
+- keeps streaming at a high rate to a deliberately slow `vr-serve` (a fixed 30 ms per frame, so slow on
+  any CPU) and checks that the client drops stale frames itself while every frame it did send is answered,
 - writes a capture session that training/capture_format.py must read back.
 
 The Unity-facing scripts (Runtime/Unity, Samples~) are compiled against minimal stubs of the UnityEngine
 API they use (unity_client/Tests/Stubs), so a renamed member or a typo fails here too.
-Needs Debian's mono-mcs (installed on demand; under CI=true a missing compiler fails, see conftest).
+Needs Debian's mono-mcs (installed on demand, tests/debian.py; under CI=true a missing compiler fails).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from vr_recognition.training.capture_format import read_session
 
-from tests.conftest import require_debian_package
+from tests.debian import require_debian_package
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import COLOURS_BGR, ServerProcess, solid_jpeg
+from vr_recognition.training.capture_format import read_session
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "unity_client"
@@ -95,12 +95,13 @@ def test_unity_scripts_compile_against_stubs(mono, tmp_path):
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("unity-servers")
-    fast_model = write_colour_model(tmp / "colour.onnx")
-    slow_model = write_colour_model(tmp / "slow.onnx", slow_convs=2, size=224)
-    fast = ServerProcess(["--model", str(fast_model), "--token", TOKEN, "--threads", "1"], tmp / "fast.log")
+    model = write_colour_model(tmp / "colour.onnx")
+    fast = ServerProcess(["--model", str(model), "--token", TOKEN, "--threads", "1"], tmp / "fast.log")
     try:
         slow = ServerProcess(
-            ["--model", str(slow_model), "--threads", "1", "--max-batch", "1"], tmp / "slow.log"
+            ["--model", str(model), "--threads", "1", "--max-batch", "1"],
+            tmp / "slow.log",
+            seconds_per_batch=0.03,
         )
     except BaseException:
         fast.stop()
