@@ -20,6 +20,11 @@ OUTPUT_NAME = "probabilities"  # float32 [batch, classes], softmax applied in th
 KEY_PREFIX = "vr."
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# How a frame of any aspect ratio becomes the model's H x W input (docs/model-format.md):
+# "centre_crop": resize the shorter side to resize_shorter, keep the centred H x W (a 16:9 frame loses
+# its sides); "stretch": resize the whole frame to W x H (nothing lost, shapes distorted).
+FRAME_MAPPINGS = ("centre_crop", "stretch")
+PRECISIONS = ("float32", "float16", "int8")
 
 
 class ModelFormatError(ServeError):
@@ -43,6 +48,9 @@ class ModelContract:
     val_accuracy: float | None = None
     dataset: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    frame_mapping: str = "centre_crop"  # one of FRAME_MAPPINGS
+    precision: str = "float32"  # the weights' precision, one of PRECISIONS
+    derived: dict[str, Any] = field(default_factory=dict)  # e.g. quantization: source file, calibration
 
     def to_metadata(self) -> dict[str, str]:
         """ONNX metadata_props are string to string: non-strings are stored as JSON."""
@@ -61,6 +69,9 @@ class ModelContract:
             "val_accuracy": self.val_accuracy,
             "dataset": self.dataset,
             "training": self.training,
+            "frame_mapping": self.frame_mapping,
+            "precision": self.precision,
+            "derived": self.derived,
         }
         return {
             KEY_PREFIX + key: value if isinstance(value, str) else json.dumps(value, sort_keys=True)
@@ -77,7 +88,7 @@ class ModelContract:
                         f"metadata {KEY_PREFIX + key} is missing: not exported by train-vr?"
                     )
                 return None
-            if key in ("format", "name", "version", "arch", "created"):
+            if key in ("format", "name", "version", "arch", "created", "frame_mapping", "precision"):
                 return raw
             try:
                 return json.loads(raw)
@@ -109,6 +120,14 @@ class ModelContract:
             ):
                 raise ModelFormatError(f"metadata vr.{key} must be three numbers")
         accuracy = get("val_accuracy", required=False)
+        mapping = get("frame_mapping", required=False) or "centre_crop"
+        if mapping not in FRAME_MAPPINGS:
+            raise ModelFormatError(
+                f"metadata vr.frame_mapping {mapping!r} is not one of {list(FRAME_MAPPINGS)}"
+            )
+        precision = get("precision", required=False) or "float32"
+        if precision not in PRECISIONS:
+            raise ModelFormatError(f"metadata vr.precision {precision!r} is not one of {list(PRECISIONS)}")
         return ModelContract(
             name=get("name"),
             version=get("version"),
@@ -123,6 +142,9 @@ class ModelContract:
             val_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
             dataset=get("dataset", required=False) or {},
             training=get("training", required=False) or {},
+            frame_mapping=mapping,
+            precision=precision,
+            derived=get("derived", required=False) or {},
         )
 
 
