@@ -33,7 +33,7 @@ from vr_recognition.server import protocol as p
 from vr_recognition.server.admission import ServerState, refusal
 from vr_recognition.server.batcher import DeadlineBatcher
 from vr_recognition.server.config import CLOSE_TIMEOUT_S, ServerConfig
-from vr_recognition.server.connection import Sender, Stream, peer
+from vr_recognition.server.connection import CodedConnection, Sender, Stream, peer
 from vr_recognition.server.gatekeeper import Gatekeeper
 from vr_recognition.server.inference import InferenceModel
 from vr_recognition.server.metrics import ServerMetrics
@@ -107,6 +107,7 @@ class RecognitionServer:
             ping_interval=self.config.keepalive_s,
             ping_timeout=self.config.keepalive_s,
             close_timeout=CLOSE_TIMEOUT_S,
+            create_connection=CodedConnection,
         )
         if self.config.watch_model:
             self._spawn(self.models.watch(self.config.watch_interval_s), "model-watch")
@@ -163,8 +164,9 @@ class RecognitionServer:
         workers = [s.worker for s in streams if s.worker is not None]
         if workers:  # each worker answers its last frame, then ends because its mailbox is closed
             await asyncio.wait(workers, timeout=self.config.shutdown_grace_s)
-        going_away = Close(p.CloseCode.GOING_AWAY, p.ErrorCode.SHUTTING_DOWN.value)
-        await asyncio.gather(*(s.sender.finish(going_away) for s in streams), return_exceptions=True)
+        await asyncio.gather(
+            *(self._apply(s, s.session.going_away()) for s in streams), return_exceptions=True
+        )
         await self._server.wait_closed()
         for task in list(self._background):
             if task is not asyncio.current_task():

@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop a client that reads nothing this long (default: %(default)s s)",
     )
     add(
+        "--hello-timeout",
+        type=float,
+        default=d["hello_timeout_s"],
+        help="close a connection that sends no hello this long (default: %(default)s s)",
+    )
+    add(
         "--keepalive",
         type=float,
         default=d["keepalive_s"],
@@ -179,6 +185,7 @@ def config_from_args(args: argparse.Namespace, model: Path) -> ServerConfig:
         limits=Limits(max_message_bytes=int(args.max_message_mb * 2**20)),
         send_timeout_s=args.send_timeout,
         keepalive_s=args.keepalive,
+        hello_timeout_s=args.hello_timeout,
         watch_model=args.watch,
     )
 

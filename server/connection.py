@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -20,6 +21,28 @@ log = logging.getLogger("vr_serve")
 # result is ~300 bytes); what bounds a stream's memory is that a full queue makes the reader wait,
 # and a waiting reader leaves the client's next frames in TCP buffers (docs/security.md).
 OUTBOX_SIZE = 2
+
+
+class CodedConnection(ServerConnection):
+    """websockets' server connection, except that the closes the library makes by itself carry an
+    error code as their reason, like every other close of ours (docs/protocol.md 5.2): 1009
+    `message_too_large`, 1007 `bad_json`, 1011 `internal_error`; and a missed keepalive pong, which
+    the library closes with 1011, is what it means here, a client not reading: 1008 `slow_consumer`."""
+
+    def __init__(self, protocol: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, *args, **kwargs)
+        fail = protocol.fail
+
+        def fail_with_code(code: int, reason: str = "") -> None:
+            if code == p.CloseCode.INTERNAL_ERROR and "keepalive" in reason:
+                code, reason = p.CloseCode.POLICY_VIOLATION, p.ErrorCode.SLOW_CONSUMER.value
+            elif code == p.CloseCode.INTERNAL_ERROR:
+                reason = p.ErrorCode.INTERNAL_ERROR.value
+            else:
+                reason = p.LIBRARY_CLOSE_REASONS.get(code, reason)
+            fail(code, reason)
+
+        protocol.fail = fail_with_code
 
 
 class Sender:

@@ -96,6 +96,15 @@ def check_size(width: int, height: int, limits: Limits) -> None:
         )
 
 
+def check_aspect(width: int, height: int, limits: Limits) -> None:
+    """bad_dimensions when the longer side exceeds max_aspect_ratio times the shorter one."""
+    if max(width, height) > limits.max_aspect_ratio * min(width, height):
+        raise ProtocolError(
+            ErrorCode.BAD_DIMENSIONS,
+            f"{width}x{height} is more elongated than limits.max_aspect_ratio {limits.max_aspect_ratio:g}",
+        )
+
+
 def reduction_factor(width: int, height: int, needed_shorter: int) -> int:
     """Largest libjpeg scale-down (8, 4, 2) that still leaves the shorter side >= what the model needs."""
     shorter = min(width, height)
@@ -161,16 +170,6 @@ def resize_and_centre_crop(image: np.ndarray, shorter: int, width: int, height: 
     top = (new_h - height) // 2
     left = (new_w - width) // 2
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
-
-
-def square_around(image: np.ndarray, centre: tuple[float, float], scale: float) -> np.ndarray:
-    """A square of side scale*min(h, w) centred on `centre` (normalised u, v, origin top-left), shifted
-    to stay inside the image. A view, not a copy."""
-    height, width = image.shape[:2]
-    side = max(1, round(scale * min(height, width)))
-    left = min(max(round(centre[0] * width - side / 2), 0), width - side)
-    top = min(max(round(centre[1] * height - side / 2), 0), height - side)
-    return image[top : top + side, left : left + side]
 
 
 # --- effects ----------------------------------------------------------------------------------------

@@ -139,7 +139,9 @@ class InferenceModel:
 
     def info(self) -> ModelInfo:
         c = self.contract
-        return ModelInfo(c.name, c.version, c.classes, c.input_width, c.input_height, self.provider)
+        return ModelInfo(
+            c.name, c.version, c.classes, c.input_width, c.input_height, self.provider, c.frame_mapping
+        )
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, 3] -> float32 [N, classes] probabilities.

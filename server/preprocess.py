@@ -9,19 +9,28 @@ them as a model's contract and a protocol frame say.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from vr_recognition.server.imaging import (
+    check_aspect,
     check_size,
     decode_checked_jpeg,
     decode_jpeg,
     jpeg_size,
     resize,
     resize_and_centre_crop,
-    square_around,
 )
 from vr_recognition.server.model_format import ModelContract
-from vr_recognition.server.protocol import ErrorCode, Frame, ImageFormat, Limits, ProtocolError
+from vr_recognition.server.protocol import (
+    ErrorCode,
+    Frame,
+    ImageFormat,
+    Limits,
+    ProtocolError,
+    gaze_crop_rect,
+)
 
 # decode_jpeg and jpeg_size are imaging's; they stay importable from here for existing callers.
 __all__ = [
@@ -33,19 +42,23 @@ __all__ = [
     "preprocess_frame",
     "preprocess_jpeg",
     "resize_and_crop",
+    "to_model_input",
 ]
 
 
 def decode_frame_image(frame: Frame, needed_shorter: int, limits: Limits) -> np.ndarray:
     """The frame's pixels as RGB uint8 HxWx3, upright, whatever the wire format.
 
-    Checks in this order: the header's size against the limits (image_too_large), a JPEG's SOF size
-    against the header (corrupt_image without a SOF, bad_dimensions when they differ), then decodes
-    (corrupt_image). The SOF is read once: equal to the checked header size, it needs no second check.
+    Validation step 14 (docs/protocol.md 2.3), in this order: the declared size against the limits
+    (image_too_large) and its aspect ratio (bad_dimensions); for a JPEG, no SOF (corrupt_image), the
+    SOF's size against the limits (image_too_large), the SOF's size against the declared one
+    (bad_dimensions); then the pixels (corrupt_image). The SOF is read once.
     """
     check_size(frame.width, frame.height, limits)
+    check_aspect(frame.width, frame.height, limits)
     if frame.image_format is ImageFormat.JPEG:
         actual = jpeg_size(frame.payload)
+        check_size(*actual, limits)
         if actual != (frame.width, frame.height):
             raise ProtocolError(
                 ErrorCode.BAD_DIMENSIONS,
@@ -61,24 +74,45 @@ def decode_frame_image(frame: Frame, needed_shorter: int, limits: Limits) -> np.
     return rgb
 
 
+def to_model_input(rgb: np.ndarray, contract: ModelContract) -> np.ndarray:
+    """A whole decoded frame to the H x W input, as the model's frame mapping says."""
+    if contract.frame_mapping == "stretch":
+        return np.ascontiguousarray(resize(rgb, contract.input_width, contract.input_height))
+    return resize_and_centre_crop(rgb, contract.resize_shorter, contract.input_width, contract.input_height)
+
+
 def resize_and_crop(rgb: np.ndarray, contract: ModelContract) -> np.ndarray:
     """Resize so the shorter side is contract.resize_shorter, then take the centred input-size crop."""
     return resize_and_centre_crop(rgb, contract.resize_shorter, contract.input_width, contract.input_height)
 
 
 def gaze_crop(
-    rgb: np.ndarray, gaze: tuple[float, float], scale: float, contract: ModelContract
+    rgb: np.ndarray,
+    gaze: tuple[float, float],
+    scale: float,
+    contract: ModelContract,
+    frame_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """A square of side scale*min(h, w) centred on the gaze point (kept inside the image), resized."""
-    crop = square_around(rgb, gaze, scale)
+    """The gaze square (protocol.gaze_crop_rect, in the frame's own pixel grid `frame_size`), taken from
+    `rgb`, which may be that frame decoded at 1/2 to 1/8 scale, and resized to the input."""
+    height, width = rgb.shape[:2]
+    frame_w, frame_h = frame_size or (width, height)
+    left, top, side = gaze_crop_rect(frame_w, frame_h, gaze[0], gaze[1], scale)
+    sx, sy = width / frame_w, height / frame_h
+    x0, y0 = math.floor(left * sx), math.floor(top * sy)
+    x1 = max(x0 + 1, min(width, math.ceil((left + side) * sx)))
+    y1 = max(y0 + 1, min(height, math.ceil((top + side) * sy)))
+    crop = rgb[y0:y1, x0:x1]
     return np.ascontiguousarray(resize(crop, contract.input_width, contract.input_height))
 
 
 def needed_shorter_side(contract: ModelContract, gaze_crop_scale: float | None = None) -> int:
     """How many pixels the shorter side must keep after reduced decoding for this preprocessing."""
-    if gaze_crop_scale is None:
-        return contract.resize_shorter
-    return int(np.ceil(max(contract.input_height, contract.input_width) / gaze_crop_scale))
+    if gaze_crop_scale is not None:
+        return int(np.ceil(max(contract.input_height, contract.input_width) / gaze_crop_scale))
+    if contract.frame_mapping == "stretch":
+        return max(contract.input_height, contract.input_width)
+    return contract.resize_shorter
 
 
 def preprocess_frame(
@@ -93,12 +127,12 @@ def preprocess_frame(
         frame, needed_shorter_side(contract, gaze_crop_scale if use_gaze else None), limits
     )
     if use_gaze:
-        return gaze_crop(rgb, frame.gaze, gaze_crop_scale, contract)
-    return resize_and_crop(rgb, contract)
+        return gaze_crop(rgb, frame.gaze, gaze_crop_scale, contract, (frame.width, frame.height))
+    return to_model_input(rgb, contract)
 
 
 def preprocess_jpeg(data: bytes, contract: ModelContract) -> np.ndarray:
     """Training's validation path: a JPEG file to the model input, through the serving functions.
 
     Decoded under imaging.FILE_LIMITS (files on disk), not the wire's limits."""
-    return resize_and_crop(decode_jpeg(data, needed_shorter_side(contract)), contract)
+    return to_model_input(decode_jpeg(data, needed_shorter_side(contract)), contract)

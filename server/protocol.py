@@ -115,15 +115,26 @@ class ErrorCode(str, Enum):
 
 
 class CloseCode(IntEnum):
-    """Websocket close codes the server uses (RFC 6455 section 7.4.1)."""
+    """Websocket close codes the server sends (RFC 6455 section 7.4.1); the reason is an ErrorCode.
+
+    Only codes every target client can receive: Mono's ClientWebSocket (Unity) aborts on 1012-1014
+    without completing the close handshake, so "try again later" is the application code 4013."""
 
     NORMAL = 1000
-    GOING_AWAY = 1001  # server shutting down
+    GOING_AWAY = 1001  # server shutting down: reconnect (to another replica) with backoff
     PROTOCOL_ERROR = 1002  # no common protocol version
-    POLICY_VIOLATION = 1008  # slow consumer
+    INVALID_DATA = 1007  # a text message that is not UTF-8 (RFC 6455 8.1 requires failing)
+    POLICY_VIOLATION = 1008  # no hello in time, or a slow consumer
     MESSAGE_TOO_BIG = 1009  # over limits.max_message_bytes
     INTERNAL_ERROR = 1011
-    TRY_AGAIN_LATER = 1013  # too many streams
+    TRY_AGAIN_LATER = 4013  # refused at hello: too many streams, or stopping; reconnect with backoff
+
+
+# The reason the server gives for each close the websocket library makes on its own.
+LIBRARY_CLOSE_REASONS = {
+    CloseCode.INVALID_DATA: "bad_json",
+    CloseCode.MESSAGE_TOO_BIG: "message_too_large",
+}
 
 
 class ProtocolError(ValueError):
@@ -402,6 +413,9 @@ class StreamSettings:
     fps: float | None = None
     smoothing_ema_alpha: float | None = None  # weight of the newest frame's scores; None = off
     gaze_crop_scale: float | None = None  # crop side as a fraction of the shorter side; None = off
+    # Fields the client sent as JSON null: in configure, "back to the server's default" (for smoothing
+    # and gaze crop the default is off); in hello the same as absent. Named by wire key.
+    reset: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -415,6 +429,9 @@ class StreamSettings:
             out["smoothing"] = {"ema_alpha": self.smoothing_ema_alpha}
         if self.gaze_crop_scale is not None:
             out["gaze_crop"] = {"scale": self.gaze_crop_scale}
+        for key in SETTING_KEYS:
+            if key in self.reset and key not in out:
+                out[key] = None
         return out
 
     @staticmethod
@@ -434,12 +451,24 @@ class StreamSettings:
         if fps is not None and fps <= 0:
             raise _invalid('"fps" must be positive')
         return StreamSettings(
-            top_k=_get_number(obj, "top_k", 1, 1000, integer=True),
+            top_k=_get_number(obj, "top_k", 1, MAX_JSON_SAFE_INT, integer=True),  # clamped by the server
             budget_ms=None if budget is None else float(budget),
             fps=None if fps is None else float(fps),
             smoothing_ema_alpha=None if alpha is None else float(alpha),
             gaze_crop_scale=None if scale is None else float(scale),
+            reset=frozenset(key for key in SETTING_KEYS if key in obj and obj[key] is None),
         )
+
+
+# The settings' wire keys, in the order they are written; StreamSettings field for each.
+SETTING_KEYS = ("top_k", "budget_ms", "fps", "smoothing", "gaze_crop")
+SETTING_FIELDS = {
+    "top_k": "top_k",
+    "budget_ms": "budget_ms",
+    "fps": "fps",
+    "smoothing": "smoothing_ema_alpha",
+    "gaze_crop": "gaze_crop_scale",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,7 +525,8 @@ def decode_client_message(text: str | bytes, max_bytes: int = DEFAULT_MAX_CONTRO
         protocol = _get_number(obj, "protocol", 1, 255, integer=True)
         if protocol is None:
             raise _invalid('hello needs "protocol"')
-        min_protocol = _get_number(obj, "min_protocol", 1, protocol, integer=True)
+        # min_protocol above protocol is not malformed: no version satisfies it, so negotiation fails
+        min_protocol = _get_number(obj, "min_protocol", 1, 255, integer=True)
         client = _get_object(obj, "client") or {}
         return ClientHello(
             protocol=protocol,
@@ -531,6 +561,19 @@ def negotiate_version(hello: ClientHello, supported: tuple[int, ...] = SUPPORTED
     return max(common)
 
 
+def gaze_crop_rect(width: int, height: int, u: float, v: float, scale: float) -> tuple[int, int, int]:
+    """(left, top, side) of the gaze crop in the frame's own pixel grid (docs/protocol.md 3.1).
+
+    A square of side scale * min(width, height) centred on the gaze point (u, v in [0, 1], origin at
+    the top-left of the upright image), shifted to stay inside the frame. Rounding is half up
+    (floor(x + 0.5)) so that every client computes the same pixels (tests/vectors/gaze_crop_rect.json).
+    """
+    side = max(1, math.floor(scale * min(width, height) + 0.5))
+    left = min(max(math.floor(u * width - side / 2 + 0.5), 0), width - side)
+    top = min(max(math.floor(v * height - side / 2 + 0.5), 0), height - side)
+    return left, top, side
+
+
 # ---------------------------------------------------------------------------------------------
 # Server to client
 # ---------------------------------------------------------------------------------------------
@@ -547,13 +590,14 @@ class ModelInfo:
     input_width: int
     input_height: int
     provider: str = ""  # the execution provider that really runs, e.g. "CUDAExecutionProvider"
+    mapping: str = "centre_crop"  # how a frame becomes the input: "centre_crop" or "stretch" (v1.1)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "version": self.version,
             "classes": list(self.classes),
-            "input": {"width": self.input_width, "height": self.input_height},
+            "input": {"width": self.input_width, "height": self.input_height, "mapping": self.mapping},
             "provider": self.provider,
         }
 
@@ -572,6 +616,7 @@ class ModelInfo:
             input_width=_get_number(size, "width", 1, 65535, integer=True, default=0),
             input_height=_get_number(size, "height", 1, 65535, integer=True, default=0),
             provider=_get_str(obj, "provider", default=""),
+            mapping=_get_str(size, "mapping", 32, default="centre_crop"),  # absent from v1 servers
         )
 
 
@@ -586,6 +631,10 @@ class Limits:
     max_pixels: int = 4096 * 4096
     max_top_k: int = 100
     formats: tuple[str, ...] = tuple(f.wire_name for f in ImageFormat)
+    # Longer side over shorter side (v1.1). Without it a 8192x1 frame, tiny to send, would be scaled
+    # to 2,097,152x256 pixels (1.6 GB) to reach the model's shorter side; within 4:1 no frame costs
+    # more than a few 720p frames (docs/reliability.md). 32:9 super-wide views are 3.6:1.
+    max_aspect_ratio: float = 4.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -594,6 +643,7 @@ class Limits:
             "max_width": self.max_width,
             "max_height": self.max_height,
             "max_pixels": self.max_pixels,
+            "max_aspect_ratio": self.max_aspect_ratio,
             "max_top_k": self.max_top_k,
             "formats": list(self.formats),
         }
@@ -617,7 +667,8 @@ class Limits:
                 "max_top_k",
             )
         }
-        return Limits(formats=tuple(formats), **values)
+        aspect = _get_number(obj, "max_aspect_ratio", 1.0, 65535.0, default=default.max_aspect_ratio)
+        return Limits(formats=tuple(formats), max_aspect_ratio=float(aspect), **values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,7 +151,7 @@ class Session:
         self.state = State.OPEN
         self.model = model
         self.client = f"{hello.client_name}/{hello.client_version}"
-        self.asked = hello.settings
+        self.asked = replace(hello.settings, reset=frozenset())  # in hello, null is the default anyway
         server_hello = p.ServerHello(
             protocol=p.negotiate_version(hello),
             server_name="vr-serve",
@@ -170,6 +170,10 @@ class Session:
     def stop_accepting(self) -> None:
         """The server is stopping: frames from now on are answered `shutting_down`."""
         self.accepting = False
+
+    def going_away(self) -> Events:
+        """The server stops: its frames are answered; now say why, then close with 1001."""
+        return self._fatal(p.ErrorCode.SHUTTING_DOWN, "server is stopping", p.CloseCode.GOING_AWAY)
 
     # --- output --------------------------------------------------------------------------------
 
@@ -296,6 +300,14 @@ class Session:
 
 
 def _merge(current: p.StreamSettings, update: p.StreamSettings) -> p.StreamSettings:
-    """Fields present in `update` replace the current ones; absent (None) fields stay."""
-    changes = {k: getattr(update, k) for k in update.__dataclass_fields__ if getattr(update, k) is not None}
-    return replace(current, **changes)
+    """Fields present in `update` replace the current ones, fields sent as null go back to the
+    server's default, absent fields stay."""
+    changes = {name: None for key, name in p.SETTING_FIELDS.items() if key in update.reset}
+    changes.update(
+        {
+            name: getattr(update, name)
+            for name in p.SETTING_FIELDS.values()
+            if getattr(update, name) is not None
+        }
+    )
+    return replace(current, **changes, reset=frozenset())

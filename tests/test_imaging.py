@@ -23,7 +23,6 @@ from vr_recognition.server.imaging import (
     parse_size,
     reduction_factor,
     resize_and_centre_crop,
-    square_around,
 )
 
 
@@ -109,6 +108,12 @@ def test_served_path_reads_the_sof_once(monkeypatch):
         ((64, 48), b"not a jpeg", p.Limits(), p.ErrorCode.CORRUPT_IMAGE),
         ((65, 48), None, p.Limits(), p.ErrorCode.BAD_DIMENSIONS),
         ((64, 48), None, p.Limits(max_pixels=64 * 48 - 1), p.ErrorCode.IMAGE_TOO_LARGE),
+        # v1.1: a SOF over the limits is image_too_large even when it also disagrees with the header
+        ((48, 48), None, p.Limits(max_width=50), p.ErrorCode.IMAGE_TOO_LARGE),
+        # v1.1: beyond limits.max_aspect_ratio (4:1 by default), before anything is read
+        ((400, 50), b"not a jpeg", p.Limits(), p.ErrorCode.BAD_DIMENSIONS),
+        ((50, 201), b"not a jpeg", p.Limits(), p.ErrorCode.BAD_DIMENSIONS),
+        ((200, 50), b"not a jpeg", p.Limits(), p.ErrorCode.CORRUPT_IMAGE),
     ],
 )
 def test_served_path_error_order(declared, payload, limits, code):
@@ -141,13 +146,6 @@ def test_resize_and_centre_crop_keeps_the_centre():
     assert out.flags.c_contiguous
     assert out[:, 20].min() == 255
     assert out[:, 0].max() == 0
-
-
-def test_square_around_stays_inside_the_image():
-    picture = np.arange(100 * 200).reshape(100, 200)
-    corner = square_around(picture, (1.0, 0.0), 0.5)
-    assert corner.shape == (50, 50)
-    assert corner[0, -1] == picture[0, -1]
 
 
 # --- motion blur ---------------------------------------------------------------------------------------

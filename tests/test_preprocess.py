@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -88,3 +90,38 @@ def test_jpeg_size_reads_progressive_and_baseline_headers(rendered_jpegs):
     progressive = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
     assert jpeg_size(progressive) == (1280, 720)
     assert jpeg_size(rendered_jpegs[0]) == (1280, 720)
+
+
+def test_stretch_mapping_keeps_the_whole_frame():
+    image = np.zeros((90, 160, 3), np.uint8)
+    image[:, :20, 0] = 255  # a red band at the far left, which a centre crop cuts away
+    centre = dataclasses.replace(contract(32, 32), frame_mapping="centre_crop")
+    stretch = dataclasses.replace(contract(32, 32), frame_mapping="stretch")
+    jpeg_free = p.Frame(0, 0, p.ImageFormat.RGB8, 160, 90, image.tobytes())
+    assert preprocess_frame(jpeg_free, centre, LIMITS)[..., 0].max() == 0
+    stretched = preprocess_frame(jpeg_free, stretch, LIMITS)
+    assert stretched.shape == (32, 32, 3)
+    assert stretched[:, :3, 0].min() > 200  # 20/160 of the width is 4 of 32 columns
+
+
+def test_gaze_crop_is_the_protocols_rectangle_at_any_decoding_scale(rendered_jpegs):
+    """The crop is defined in the frame's pixel grid; a JPEG decoded at 1/2 scale gives the same region."""
+    image = np.zeros((720, 1280, 3), np.uint8)
+    left, top, side = p.gaze_crop_rect(1280, 720, 0.8, 0.3, 0.25)
+    image[top : top + side, left : left + side] = (0, 255, 0)  # exactly the crop is green
+    jpeg = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    c = contract(32, 32)
+    frame = p.Frame(0, 0, p.ImageFormat.JPEG, 1280, 720, jpeg, gaze=(0.8, 0.3))
+    assert reduction_factor(1280, 720, 128) == 4  # decoded at 1/4 scale
+    crop = preprocess_frame(frame, c, LIMITS, gaze_crop_scale=0.25)
+    assert crop[2:-2, 2:-2, 1].min() > 200  # all green inside (JPEG ringing at the very edge)
+    assert crop[2:-2, 2:-2, 0].max() < 60
+
+
+@pytest.mark.parametrize(("width", "height"), [(4, 1), (1024, 256), (2044, 511), (1, 4)])
+def test_elongated_frames_inside_the_limits_give_a_normal_input(width, height):
+    image = np.full((height, width, 3), 200, np.uint8)
+    frame = p.Frame(0, 0, p.ImageFormat.RGB8, width, height, image.tobytes())
+    out = preprocess_frame(frame, contract(224, 256), LIMITS)
+    assert out.shape == (224, 224, 3)
+    assert out.min() == out.max() == 200

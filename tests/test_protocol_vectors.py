@@ -12,7 +12,8 @@ import pytest
 from vr_recognition.server import protocol as p
 
 VECTORS = Path(__file__).parent / "vectors"
-SPECS = sorted(VECTORS.glob("*.json"))
+GAZE_CROP_RECTS = VECTORS / "gaze_crop_rect.json"  # a list of geometry cases, not a message vector
+SPECS = sorted(s for s in VECTORS.glob("*.json") if s != GAZE_CROP_RECTS)
 
 
 def load(spec_path: Path) -> tuple[dict, bytes]:
@@ -79,3 +80,18 @@ def test_golden_vector(spec_path: Path):
     assert json.loads(encode(message)) == spec["expect"]
     if spec["encodes_back"]:
         assert encode(message).encode() == data
+    if "negotiation" in spec:  # what a v1 server makes of this hello
+        with pytest.raises(p.ProtocolError) as info:
+            p.negotiate_version(message)
+        assert info.value.code.value == spec["negotiation"]
+
+
+def test_gaze_crop_rects():
+    cases = json.loads(GAZE_CROP_RECTS.read_text())
+    assert len(cases) >= 10
+    for case in cases:
+        rect = p.gaze_crop_rect(case["width"], case["height"], case["u"], case["v"], case["scale"])
+        assert list(rect) == case["rect"], case
+        left, top, side = rect
+        assert 0 <= left <= case["width"] - side
+        assert 0 <= top <= case["height"] - side

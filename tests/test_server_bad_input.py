@@ -188,10 +188,67 @@ async def test_oversized_message_closes_only_that_connection_with_1009(model):
     ):
         assert victim.server_hello.limits.max_message_bytes == 256 * 1024
         await victim.send_raw(frame(bytes(512 * 1024 * 3), 512, 1024, p.ImageFormat.RGB8))
-        with pytest.raises(ConnectionClosed):
+        with pytest.raises(ConnectionClosed) as closed:
             await victim.recv(timeout=10)
         assert victim.close_code == 1009
+        assert closed.value.rcvd.reason == "message_too_large"  # v1.1: the reason is the error code
         await expect_healthy(bystander)
+
+
+async def test_min_protocol_above_protocol_is_a_failed_negotiation(model):
+    async with serving(model) as server, connect(server.url, compression=None) as ws:
+        await ws.send('{"type":"hello","protocol":1,"min_protocol":2}')
+        reply = p.decode_server_message(await ws.recv())
+        assert (reply.code, reply.fatal) == ("unsupported_version", True)
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1002, "unsupported_version")
+
+
+async def test_text_that_is_not_utf8_closes_with_1007_bad_json(model):
+    async with (
+        serving(model) as server,
+        connect(server.url, compression=None) as ws,
+        await RecognitionClient.connect(server.url, settings=PATIENT) as bystander,
+    ):
+        await ws.send(p.encode_client_message(p.ClientHello()))
+        await ws.recv()
+        # A text frame with bytes that are not UTF-8: RFC 6455 8.1 says fail the connection.
+        ws.protocol.send_text(b'{"type":"ping","id":"\xff"}')
+        ws.send_data()
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1007, "bad_json")
+        await expect_healthy(bystander)
+
+
+async def test_a_hello_that_finds_the_streams_taken_is_closed_with_4013(model):
+    """Both connections pass the upgrade while a slot is free; the second hello finds it taken."""
+    async with (
+        serving(model, max_streams=1) as server,
+        connect(server.url, compression=None) as first,
+        connect(server.url, compression=None) as second,
+    ):
+        await first.send(p.encode_client_message(p.ClientHello(settings=PATIENT)))
+        assert isinstance(p.decode_server_message(await first.recv()), p.ServerHello)
+        await second.send(p.encode_client_message(p.ClientHello()))
+        reply = p.decode_server_message(await second.recv())
+        assert (reply.code, reply.fatal) == ("too_many_streams", True)
+        with pytest.raises(ConnectionClosed) as closed:
+            await second.recv()
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4013, "too_many_streams")
+
+
+async def test_a_client_that_stops_reading_misses_its_pong_and_gets_1008_slow_consumer(model):
+    async with serving(model, keepalive_s=0.3) as server, connect(server.url, compression=None) as ws:
+        await ws.send(p.encode_client_message(p.ClientHello()))
+        await ws.recv()
+        ws.transport.pause_reading()  # the server's pings wait unread: no pong goes back
+        await asyncio.sleep(1.0)  # past ping interval + ping timeout (0.3 s each)
+        ws.transport.resume_reading()
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "slow_consumer")
 
 
 async def test_token_is_required_at_the_handshake(model):

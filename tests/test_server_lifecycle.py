@@ -92,11 +92,16 @@ def test_sighup_reloads_and_sigterm_finishes_in_flight_frames(tmp_path):
                 for stream in streams:
                     await stream.ping()
                 server.proc.send_signal(signal.SIGTERM)
-                results = []
+                results, farewells = [], []
                 for stream in streams:
                     results.append(await stream.recv(timeout=30))
+                    farewells.append(await stream.recv(timeout=30))  # v1.1: say why, then close
                     with pytest.raises(ConnectionClosed):
                         await stream.recv(timeout=30)
+                assert all(
+                    isinstance(f, p.ErrorMessage) and (f.code, f.fatal) == ("shutting_down", True)
+                    for f in farewells
+                ), farewells
                 codes = {stream.close_code for stream in streams}
                 for stream in others:
                     await stream.close()

@@ -254,3 +254,50 @@ def test_the_session_module_does_no_io():
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"asyncio", "websockets", "socket", "selectors", "threading"}, imported
+
+
+# --- protocol v1.1 -------------------------------------------------------------------------------------
+
+
+def test_configure_null_returns_a_setting_to_the_servers_default():
+    session = opened(top_k=2, smoothing_ema_alpha=0.5, gaze_crop_scale=0.4)
+    text = '{"type":"configure","smoothing":null,"gaze_crop":null,"top_k":null}'
+    (configured,) = session.receive(text).send
+    assert configured.session.smoothing_ema_alpha is None  # the server's default: off
+    assert configured.session.gaze_crop_scale is None
+    assert configured.session.top_k == 3  # default 5, clamped to the model's 3 classes
+    (absent,) = session.receive('{"type":"configure","budget_ms":20}').send
+    assert absent.session.smoothing_ema_alpha is None  # absent: unchanged
+    assert absent.session.budget_ms == 20
+
+
+def test_any_top_k_is_accepted_and_clamped():
+    session = new_session()
+    session.receive(hello(top_k=100_000))
+    (server_hello,) = session.open(MODEL, None).send
+    assert server_hello.session.top_k == 3
+    many = p.ModelInfo("many", "v1", tuple(f"c{i}" for i in range(500)), 64, 64)
+    session = new_session()
+    session.receive(hello(top_k=100_000))
+    assert session.open(many, None).send[0].session.top_k == p.Limits().max_top_k
+
+
+def test_min_protocol_above_protocol_fails_negotiation_fatally():
+    events = new_session().receive('{"type":"hello","protocol":1,"min_protocol":2}')
+    (error,) = events.send
+    assert (error.code, error.fatal) == ("unsupported_version", True)
+    assert events.close == Close(p.CloseCode.PROTOCOL_ERROR, "unsupported_version")
+
+
+def test_going_away_says_why_before_closing_with_1001():
+    session = opened()
+    events = session.going_away()
+    assert (events.send[0].code, events.send[0].fatal) == ("shutting_down", True)
+    assert events.close == Close(p.CloseCode.GOING_AWAY, "shutting_down")
+
+
+def test_refusal_at_hello_uses_a_close_code_every_client_receives():
+    session = new_session()
+    session.receive(hello())
+    events = session.open(MODEL, Refusal(p.ErrorCode.TOO_MANY_STREAMS, "full"))
+    assert events.close.code == 4013  # Mono's ClientWebSocket cannot receive 1012-1014

@@ -199,6 +199,18 @@ def text_vectors() -> None:
             ),
         ),
         "client_configure": ("client", p.Configure(p.StreamSettings(budget_ms=8.3, gaze_crop_scale=0.5))),
+        # v1.1: a field sent as null goes back to the server's default (smoothing and gaze crop: off)
+        "client_configure_null": (
+            "client",
+            p.Configure(p.StreamSettings(top_k=3, reset=frozenset({"smoothing", "gaze_crop"}))),
+        ),
+        # v1.1: any top_k >= 1 is valid; the server clamps it to the classes and limits.max_top_k
+        "client_hello_top_k_large": (
+            "client",
+            p.ClientHello(
+                protocol=1, client_name="t", client_version="1", settings=p.StreamSettings(top_k=100000)
+            ),
+        ),
         "client_ping": ("client", p.Ping(3, 1_234_567)),
         "server_hello": (
             "server",
@@ -289,6 +301,24 @@ def text_vectors() -> None:
         },
     )
 
+    # v1.1: min_protocol above protocol is well-formed; no version satisfies it, so negotiation fails
+    # (the server answers a fatal unsupported_version and closes with 1002).
+    write(
+        "client_hello_no_common_version",
+        b'{"type":"hello","protocol":1,"min_protocol":2}',
+        {
+            "kind": "client",
+            "encodes_back": False,
+            "expect": {
+                "type": "hello",
+                "protocol": 1,
+                "min_protocol": 2,
+                "client": {"name": "unknown", "version": ""},
+            },
+            "negotiation": "unsupported_version",
+        },
+    )
+
     bad_client = {
         "bad_json_syntax": (b'{"type": "hello", ', "bad_json"),
         "bad_json_nan": (b'{"type": "hello", "protocol": 1, "budget_ms": NaN}', "bad_json"),
@@ -312,10 +342,36 @@ def text_vectors() -> None:
         write(name, data, {"kind": "client", "error": code})
 
 
+def gaze_crop_rects() -> None:
+    """gaze_crop_rect.json: a list of cases, {"width", "height", "u", "v", "scale", "rect": [left, top,
+    side]}, the crop in the frame's own pixel grid (docs/protocol.md 3.1). Halves round up."""
+    cases = [
+        (1280, 720, 0.5, 0.5, 0.5),  # centred
+        (1280, 720, 0.0, 0.0, 0.5),  # top-left corner: shifted inside
+        (1280, 720, 1.0, 1.0, 0.5),  # bottom-right corner
+        (1280, 720, 0.25, 0.75, 0.3),  # side 216
+        (101, 51, 0.5, 0.5, 0.5),  # side 25.5 -> 26 (half up), left 50.5 - 13 = 37.5 -> 38
+        (100, 100, 0.5, 0.5, 0.25),  # left 50 - 12.5 = 37.5 -> 38 (half up; banker's rounding gives 38 too)
+        (100, 100, 0.505, 0.5, 0.25),  # 50.5 - 12.5 = 38.0
+        (10, 10, 0.45, 0.5, 0.5),  # left 4.5 - 2.5 = 2.0
+        (10, 10, 0.55, 0.35, 0.5),  # left 5.5 - 2.5 = 3.0, top 3.5 - 2.5 = 1.0
+        (3, 7, 0.5, 0.5, 0.1),  # side 0.3 -> at least 1
+        (8192, 1, 0.3, 0.9, 1.0),  # a thin frame: side 1
+        (640, 480, 0.7, 0.2, 1.0),  # the whole shorter side
+        (1920, 1080, 0.123, 0.877, 0.42),
+    ]
+    out = [
+        {"width": w, "height": h, "u": u, "v": v, "scale": s, "rect": list(p.gaze_crop_rect(w, h, u, v, s))}
+        for w, h, u, v, s in cases
+    ]
+    (HERE / "gaze_crop_rect.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
 if __name__ == "__main__":
     for old in [*HERE.glob("*.bin"), *HERE.glob("*.txt"), *HERE.glob("*.json")]:
         old.unlink()
     good_frames()
     bad_frames()
     text_vectors()
+    gaze_crop_rects()
     print(f"wrote {len(list(HERE.glob('*.json')))} vectors to {HERE.name}/")
