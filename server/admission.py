@@ -2,7 +2,7 @@
 
 Pure: it takes a snapshot of the server's state, never the server. The gatekeeper refuses at the
 upgrade with HTTP 503; a stream whose hello arrives after the server filled up (or began stopping)
-is refused with a fatal `error` and close code 1013 (docs/protocol.md 5).
+is refused with a fatal `error` and close code 4013 (docs/protocol.md 3.5).
 """
 
 from __future__ import annotations
