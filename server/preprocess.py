@@ -18,6 +18,7 @@ from vr_recognition.server.imaging import (
     check_size,
     decode_checked_jpeg,
     decode_jpeg,
+    jpeg_header,
     jpeg_size,
     resize,
     resize_and_centre_crop,
@@ -51,14 +52,22 @@ def decode_frame_image(frame: Frame, needed_shorter: int, limits: Limits) -> np.
 
     Validation step 14 (docs/protocol.md 2.3), in this order: the declared size against the limits
     (image_too_large) and its aspect ratio (bad_dimensions); for a JPEG, no SOF (corrupt_image), the
-    SOF's size against the limits (image_too_large), the SOF's size against the declared one
-    (bad_dimensions); then the pixels (corrupt_image). The SOF is read once.
+    SOF's size against the limits and a progressive one against max_progressive_pixels
+    (image_too_large), the SOF's size against the declared one (bad_dimensions); then the pixels
+    (corrupt_image). The SOF is read once.
     """
     check_size(frame.width, frame.height, limits)
     check_aspect(frame.width, frame.height, limits)
     if frame.image_format is ImageFormat.JPEG:
-        actual = jpeg_size(frame.payload)
-        check_size(*actual, limits)
+        width, height, progressive = jpeg_header(frame.payload)
+        actual = (width, height)
+        check_size(width, height, limits)
+        if progressive and width * height > limits.max_progressive_pixels:
+            raise ProtocolError(
+                ErrorCode.IMAGE_TOO_LARGE,
+                f"progressive JPEG of {width}x{height} is over limits.max_progressive_pixels "
+                f"({limits.max_progressive_pixels}); send it baseline",
+            )
         if actual != (frame.width, frame.height):
             raise ProtocolError(
                 ErrorCode.BAD_DIMENSIONS,

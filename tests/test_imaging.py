@@ -88,12 +88,14 @@ def test_served_path_reads_the_sof_once(monkeypatch):
     """decode_frame_image parses the JPEG header once per frame and still checks every limit."""
     calls = []
 
-    def counting_jpeg_size(data):
-        calls.append(1)
-        return jpeg_size(data)
+    real_header = imaging.jpeg_header
 
-    monkeypatch.setattr(preprocess, "jpeg_size", counting_jpeg_size)
-    monkeypatch.setattr(imaging, "jpeg_size", counting_jpeg_size)
+    def counting_jpeg_header(data):
+        calls.append(1)
+        return real_header(data)
+
+    monkeypatch.setattr(preprocess, "jpeg_header", counting_jpeg_header)
+    monkeypatch.setattr(imaging, "jpeg_header", counting_jpeg_header)
     jpeg = encode_jpeg(gradient(64, 48), 90)
     rgb = preprocess.decode_frame_image(p.Frame(0, 0, p.ImageFormat.JPEG, 64, 48, jpeg), 48, p.Limits())
     assert rgb.shape == (48, 64, 3)
@@ -114,9 +116,15 @@ def test_served_path_reads_the_sof_once(monkeypatch):
         ((400, 50), b"not a jpeg", p.Limits(), p.ErrorCode.BAD_DIMENSIONS),
         ((50, 201), b"not a jpeg", p.Limits(), p.ErrorCode.BAD_DIMENSIONS),
         ((200, 50), b"not a jpeg", p.Limits(), p.ErrorCode.CORRUPT_IMAGE),
+        # v1.1: a progressive JPEG over limits.max_progressive_pixels
+        ((64, 48), "progressive", p.Limits(max_progressive_pixels=64 * 48 - 1), p.ErrorCode.IMAGE_TOO_LARGE),
     ],
 )
 def test_served_path_error_order(declared, payload, limits, code):
+    if payload == "progressive":
+        bgr = np.ascontiguousarray(gradient(64, 48)[:, :, ::-1])
+        payload = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+        assert imaging.jpeg_header(payload)[2]  # the SOF says progressive
     payload = payload if payload is not None else encode_jpeg(gradient(64, 48), 90)
     frame = p.Frame(0, 0, p.ImageFormat.JPEG, declared[0], declared[1], payload)
     with pytest.raises(p.ProtocolError) as error:
@@ -230,3 +238,11 @@ def test_cv2_reads_every_listed_suffix(tmp_path: Path):
         path = tmp_path / f"x{suffix}"
         assert cv2.imwrite(str(path), gradient(16, 8)), suffix
         assert cv2.imread(str(path)) is not None, suffix
+
+
+def test_reduced_decoding_never_exceeds_the_decoded_pixel_budget():
+    """A small gaze crop of a huge frame asks for the whole resolution; the budget caps it."""
+    assert imaging.reduction_factor(4096, 4096, 4480) == 4  # 2048 x 2048 would be over the budget
+    assert imaging.reduction_factor(1920, 1080, 2000) == 1  # a 1080p frame is within the budget
+    assert imaging.reduction_factor(3840, 2160, 4000) == 2
+    assert imaging.reduction_factor(1280, 720, 256) == 2  # the usual case is unchanged
