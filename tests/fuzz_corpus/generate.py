@@ -66,7 +66,7 @@ def main() -> None:
         ),
         "bomb_hidden_in_sof.bin": (
             frame(with_sof_size(base, 65500, 65500), 160, 120),
-            "error:bad_dimensions",
+            "error:image_too_large",  # protocol 1.1: the SOF's size is checked against the limits first
         ),
         "raw_16k_declared_tiny_payload.bin": (
             frame(bytes(30), 16384, 16384, p.ImageFormat.RGB8),
