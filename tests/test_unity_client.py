@@ -5,7 +5,12 @@
 - streams real JPEGs to a real `vr-serve` on loopback (token required) and checks the predictions,
 - keeps streaming at a high rate to a deliberately slow `vr-serve` (a fixed 30 ms per frame, so slow on
   any CPU) and checks that the client drops stale frames itself while every frame it did send is answered,
-- writes a capture session that training/capture_format.py must read back.
+- writes a capture session that training/capture_format.py must read back,
+- receives every close code the server sends, each with its reason (unity_client/Tests/Core/CloseTests.cs):
+  1001 and 4013 `shutting_down` (SIGTERM), 1002 (no common version), 1007 (invalid UTF-8), 1008 (no hello
+  in time; not reading), 1009 (over --max-message-mb), 1011 (an injected server fault), 4013
+  `too_many_streams` (--max-streams 1). Mono's ClientWebSocket cannot receive 1012-1014, which is why the
+  server sends none of them.
 
 The Unity-facing scripts (Runtime/Unity, Samples~) are compiled against minimal stubs of the UnityEngine
 API they use (unity_client/Tests/Stubs), so a renamed member or a typo fails here too.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +33,8 @@ import pytest
 from tests.debian import require_debian_package
 from tests.onnx_models import write_colour_model
 from tests.server_helpers import COLOURS_BGR, ServerProcess, solid_jpeg
+from vr_recognition.bench.spawn import SpawnedServer
+from vr_recognition.server import protocol as p
 from vr_recognition.training.capture_format import read_session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +42,39 @@ PACKAGE = ROOT / "unity_client"
 VECTORS = ROOT / "tests" / "vectors"
 TOKEN = "unity-test-token"
 MCS = ["-langversion:7.2", "-nologo", "-r:System.dll", "-r:System.Core.dll"]
+
+# vr-serve with one injected fault: answering a ping raises inside the connection handler, which the server
+# must turn into close 1011 `internal_error`. No client message causes an internal error by itself, so this
+# is the only way to show the C# client that close.
+FAULTY_VR_SERVE = """
+import sys
+from vr_recognition.server import cli, protocol
+
+encode = protocol.encode_server_message
+
+
+def encode_or_fail(message):
+    if isinstance(message, protocol.Pong):
+        raise RuntimeError("injected fault: the server fails while answering a ping")
+    return encode(message)
+
+
+protocol.encode_server_message = encode_or_fail
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def documented_closes() -> set[tuple[int, str]]:
+    """(code, reason) for every close the server makes, from the table in docs/protocol.md 5.2."""
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    section = text[text.index("### 5.2 Close codes") : text.index("### 5.3")]
+    pairs = {
+        (int(code), reason)
+        for code, cell in re.findall(r"^\|\s*(\d{4})\s*\|([^|]*)\|", section, re.MULTILINE)
+        for reason in re.findall(r"`(\w+)`", cell)
+    }
+    assert len(pairs) >= 9, section
+    return pairs
 
 
 def sources(*folders: str) -> list[str]:
@@ -96,26 +137,40 @@ def test_unity_scripts_compile_against_stubs(mono, tmp_path):
 def servers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("unity-servers")
     model = write_colour_model(tmp / "colour.onnx")
-    fast = ServerProcess(["--model", str(model), "--token", TOKEN, "--threads", "1"], tmp / "fast.log")
+    common = ["--model", str(model), "--threads", "1"]
+    # The fast server keeps the default hello timeout (10 s), which the C# client's 1008 check waits out.
+    # The others hold hellos back on purpose (a proxy in CloseTests.cs): a long timeout keeps a slow
+    # machine from turning those holds into 1008.
+    held = ["--hello-timeout", "60"]
+    starts = {
+        "fast": lambda: ServerProcess([*common, "--token", TOKEN], tmp / "fast.log"),
+        "slow": lambda: ServerProcess(
+            [*common, "--max-batch", "1"], tmp / "slow.log", seconds_per_batch=0.03
+        ),
+        # one stream at most, and messages up to 128 KiB: 4013 at hello, 1009
+        "limits": lambda: ServerProcess(
+            [*common, *held, "--max-streams", "1", "--max-message-mb", "0.125"], tmp / "limits.log"
+        ),
+        # pongs raise (1011); a client not reading misses the 4 s keepalive (1008); SIGTERM by the test (1001)
+        "fault": lambda: SpawnedServer(
+            [sys.executable, "-c", FAULTY_VR_SERVE, "--port", "0", *common, *held, "--keepalive", "4"],
+            "vr-serve (fault)",
+            log_path=tmp / "fault.log",
+        ),
+    }
+    started = {}
     try:
-        slow = ServerProcess(
-            ["--model", str(model), "--threads", "1", "--max-batch", "1"],
-            tmp / "slow.log",
-            seconds_per_batch=0.03,
-        )
-    except BaseException:
-        fast.stop()
-        raise
-    try:
-        yield fast, slow
+        for name, start in starts.items():
+            started[name] = start()
+        yield started
     finally:
-        fast.stop()
-        slow.stop()
+        for server in started.values():
+            server.stop()
 
 
 def test_core_against_vectors_and_live_servers(mono, servers, tmp_path):
     mcs, runtime = mono
-    fast, slow = servers
+    fast, slow, limits, fault = (servers[name] for name in ("fast", "slow", "limits", "fault"))
     exe = tmp_path / "CoreTests.exe"
     compile_cs(mcs, exe, sources("Runtime/Core", "Tests/Core"), "-warnaserror")
 
@@ -131,19 +186,36 @@ def test_core_against_vectors_and_live_servers(mono, servers, tmp_path):
     args = [
         *(runtime, "--debug", str(exe), "--vectors", str(VECTORS), "--frames", str(frames)),
         *("--server", fast.url, "--token", TOKEN, "--slow-server", slow.url, "--capture-out", str(capture)),
+        *("--limits-server", limits.url),
+        *("--fault-server", fault.url, "--fault-server-pid", str(fault.proc.pid)),
     ]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
     report = proc.stdout + proc.stderr
     print(proc.stdout)  # per-check timings and the slow-server counters, shown with pytest -s
     failed = [line for line in proc.stdout.splitlines() if line.startswith("FAIL")]
     assert not failed, report
     assert proc.returncode == 0, report
     passed = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("ok ")}
-    vector_names = {f"vector_{p.stem}" for p in VECTORS.glob("*.json")}
+    vector_names = {f"vector_{path.stem}" for path in VECTORS.glob("*.json")}
     assert vector_names <= passed, f"vectors not checked: {sorted(vector_names - passed)}"
     for name in ("live_colour_predictions", "live_wrong_token_reconnects_with_backoff",
-                 "slow_server_client_drops_stale", "capture_session_writer"):  # fmt: skip
+                 "slow_server_client_drops_stale", "capture_session_writer",
+                 "live_client_refuses_frame_over_max_message_bytes"):  # fmt: skip
         assert name in passed, report
+
+    # Every close code the server defines reached the C# client under Mono, each with a documented reason.
+    received = {
+        (int(code), reason)
+        for code, reason in re.findall(r"^close received: (\d+) (\S+)", proc.stdout, re.MULTILINE)
+    }
+    documented = documented_closes()
+    assert received == documented, f"missed: {documented - received}; undocumented: {received - documented}"
+    sent_by_server = {int(code) for code in p.CloseCode if code != p.CloseCode.NORMAL}
+    assert sent_by_server == {code for code, _ in received}, f"server codes {sorted(sent_by_server)}"
+    assert not any(1012 <= code <= 1014 for code in sent_by_server), (
+        "Mono's ClientWebSocket cannot receive them"
+    )
+    assert fault.proc.wait(timeout=30) == 0, "the fault server stopped cleanly on SIGTERM"
 
     # The wrong-token client's attempts reached the server and were refused as unauthorized.
     metrics = (

@@ -1,4 +1,4 @@
-// JSON messages of wire protocol v1 (docs/protocol.md sections 3 and 4): the client's hello, configure
+// JSON messages of wire protocol v1, document revision 1.1 (docs/protocol.md sections 3 and 4): the client's hello, configure
 // and ping (encoded byte for byte like server/protocol.py), and the server's hello, result, error, pong,
 // configured and model_changed (decoded, unknown fields ignored). The client-message decoder mirrors the
 // server's validation so the shared golden vectors can check both directions. Plain C#, no UnityEngine.
@@ -8,47 +8,82 @@ using System.Text;
 
 namespace VrRecognition.Core
 {
-    /// <summary>Per-stream options asked for in hello/configure; null means "server default".</summary>
+    /// <summary>Per-stream options asked for in hello/configure. A null value is not sent: in hello the
+    /// server applies its default, in configure the setting stays as it is. To send a field as JSON null
+    /// (configure: back to the server's default; for smoothing and gaze crop that is off), name it with
+    /// ResetToDefault (protocol v1.1).</summary>
     public sealed class StreamSettings
     {
-        public int? TopK;
+        /// <summary>The settings' wire keys, in the order they are written.</summary>
+        public const string KeyTopK = "top_k", KeyBudgetMs = "budget_ms", KeyFps = "fps", KeySmoothing = "smoothing", KeyGazeCrop = "gaze_crop";
+        public static readonly string[] Keys = { KeyTopK, KeyBudgetMs, KeyFps, KeySmoothing, KeyGazeCrop };
+
+        /// <summary>Labels per result: any integer >= 1 (below 2^53); the server clamps it to its class
+        /// count and limits.max_top_k.</summary>
+        public long? TopK;
         public double? BudgetMs;
         public double? Fps;
-        /// <summary>Weight of the newest frame's scores in the server-side moving average; null = off.</summary>
+        /// <summary>Weight of the newest frame's scores in the server-side moving average; null = not sent.</summary>
         public double? SmoothingEmaAlpha;
-        /// <summary>Side of the gaze crop as a fraction of the shorter image side; null = off.</summary>
+        /// <summary>Side of the gaze crop as a fraction of the shorter image side; null = not sent.</summary>
         public double? GazeCropScale;
+        /// <summary>Wire keys sent as null (those without a value here). Decoding fills it from the nulls
+        /// a message carries.</summary>
+        public readonly HashSet<string> Reset = new HashSet<string>(StringComparer.Ordinal);
+
+        /// <summary>Sends these settings as null: in configure, back to the server's default (smoothing
+        /// and gaze crop: off), e.g. new StreamSettings().ResetToDefault(StreamSettings.KeySmoothing).</summary>
+        public StreamSettings ResetToDefault(params string[] keys)
+        {
+            foreach (var key in keys)
+            {
+                if (Array.IndexOf(Keys, key) < 0) throw new ArgumentException("not a stream setting: " + key);
+                Reset.Add(key);
+            }
+            return this;
+        }
+
+        /// <summary>Configure settings that switch smoothing and the gaze crop off.</summary>
+        public static StreamSettings SmoothingAndGazeCropOff() { return new StreamSettings().ResetToDefault(KeySmoothing, KeyGazeCrop); }
 
         public void WriteTo(JsonObject obj)
         {
-            if (TopK.HasValue) obj.Set("top_k", TopK.Value);
-            if (BudgetMs.HasValue) obj.Set("budget_ms", BudgetMs.Value);
-            if (Fps.HasValue) obj.Set("fps", Fps.Value);
-            if (SmoothingEmaAlpha.HasValue) obj.Set("smoothing", new JsonObject().Set("ema_alpha", SmoothingEmaAlpha.Value));
-            if (GazeCropScale.HasValue) obj.Set("gaze_crop", new JsonObject().Set("scale", GazeCropScale.Value));
+            if (TopK.HasValue) obj.Set(KeyTopK, TopK.Value);
+            if (BudgetMs.HasValue) obj.Set(KeyBudgetMs, BudgetMs.Value);
+            if (Fps.HasValue) obj.Set(KeyFps, Fps.Value);
+            if (SmoothingEmaAlpha.HasValue) obj.Set(KeySmoothing, new JsonObject().Set("ema_alpha", SmoothingEmaAlpha.Value));
+            if (GazeCropScale.HasValue) obj.Set(KeyGazeCrop, new JsonObject().Set("scale", GazeCropScale.Value));
+            foreach (var key in Keys)
+                if (Reset.Contains(key) && !obj.ContainsKey(key)) obj.Set(key, JsonValue.Null);
         }
 
         public static StreamSettings FromJson(JsonObject obj)
         {
-            var smoothing = Fields.GetObject(obj, "smoothing");
-            var gazeCrop = Fields.GetObject(obj, "gaze_crop");
+            var smoothing = Fields.GetObject(obj, KeySmoothing);
+            var gazeCrop = Fields.GetObject(obj, KeyGazeCrop);
             double? alpha = smoothing != null ? Fields.GetNumber(smoothing, "ema_alpha", 0.0, 1.0) : null;
             if (smoothing != null && (!alpha.HasValue || alpha.Value <= 0.0)) throw Fields.Invalid("\"smoothing.ema_alpha\" must be a number in (0, 1]");
             double? scale = gazeCrop != null ? Fields.GetNumber(gazeCrop, "scale", 0.0, 1.0) : null;
             if (gazeCrop != null && (!scale.HasValue || scale.Value <= 0.0)) throw Fields.Invalid("\"gaze_crop.scale\" must be a number in (0, 1]");
-            double? budget = Fields.GetNumber(obj, "budget_ms", 0.0, 60000.0);
+            double? budget = Fields.GetNumber(obj, KeyBudgetMs, 0.0, 60000.0);
             if (budget.HasValue && budget.Value <= 0) throw Fields.Invalid("\"budget_ms\" must be positive");
-            double? fps = Fields.GetNumber(obj, "fps", 0.0, 1000.0);
+            double? fps = Fields.GetNumber(obj, KeyFps, 0.0, 1000.0);
             if (fps.HasValue && fps.Value <= 0) throw Fields.Invalid("\"fps\" must be positive");
-            long? topK = Fields.GetInteger(obj, "top_k", 1, 1000);
-            return new StreamSettings
+            long? topK = Fields.GetInteger(obj, KeyTopK, 1, Messages.MaxJsonSafeInt); // the server clamps it
+            var settings = new StreamSettings
             {
-                TopK = topK.HasValue ? (int?)topK.Value : null,
+                TopK = topK,
                 BudgetMs = budget,
                 Fps = fps,
                 SmoothingEmaAlpha = alpha,
                 GazeCropScale = scale,
             };
+            foreach (var key in Keys)
+            {
+                var value = obj.Get(key);
+                if (value != null && value.IsNull) settings.Reset.Add(key);
+            }
+            return settings;
         }
     }
 
@@ -118,18 +153,32 @@ namespace VrRecognition.Core
         public abstract JsonObject ToJson();
     }
 
+    /// <summary>How a frame of any aspect ratio becomes the model input (model.input.mapping, v1.1).</summary>
+    public static class FrameMapping
+    {
+        /// <summary>Only the centred window of the model input's aspect ratio is classified (a 16:9
+        /// frame loses its sides for a square model). The default, and what servers before v1.1 did.</summary>
+        public const string CentreCrop = "centre_crop";
+        /// <summary>The whole frame is resized to the model input.</summary>
+        public const string Stretch = "stretch";
+    }
+
     public sealed class ModelInfo
     {
         public string Name = "", Version = "", Provider = "";
         public string[] Classes = new string[0];
         public int InputWidth, InputHeight;
+        /// <summary>FrameMapping.CentreCrop or FrameMapping.Stretch (a later server may add others);
+        /// CentreCrop when the server does not say (servers before v1.1).</summary>
+        public string Mapping = FrameMapping.CentreCrop;
 
         public JsonObject ToJson()
         {
             var classes = new List<JsonValue>();
             foreach (var c in Classes) classes.Add(JsonValue.Of(c));
             return new JsonObject().Set("name", Name).Set("version", Version).Set("classes", JsonValue.Of(classes))
-                .Set("input", new JsonObject().Set("width", InputWidth).Set("height", InputHeight)).Set("provider", Provider);
+                .Set("input", new JsonObject().Set("width", InputWidth).Set("height", InputHeight).Set("mapping", Mapping))
+                .Set("provider", Provider);
         }
 
         public static ModelInfo FromJson(JsonValue value)
@@ -153,6 +202,7 @@ namespace VrRecognition.Core
                 InputWidth = (int)(Fields.GetInteger(size, "width", 1, 65535) ?? 0),
                 InputHeight = (int)(Fields.GetInteger(size, "height", 1, 65535) ?? 0),
                 Provider = Fields.GetString(obj, "provider", 256, ""),
+                Mapping = Fields.GetString(size, "mapping", 32, FrameMapping.CentreCrop), // absent from v1.0 servers
             };
         }
     }
@@ -179,7 +229,7 @@ namespace VrRecognition.Core
             if (!asked.TopK.HasValue || !asked.BudgetMs.HasValue) throw Fields.Invalid("\"session\" needs \"top_k\" and \"budget_ms\"");
             return new EffectiveSettings
             {
-                TopK = asked.TopK.Value,
+                TopK = (int)Math.Min(asked.TopK.Value, int.MaxValue), // clamped by the server to limits.max_top_k
                 BudgetMs = asked.BudgetMs.Value,
                 Fps = asked.Fps,
                 SmoothingEmaAlpha = asked.SmoothingEmaAlpha,
@@ -192,6 +242,10 @@ namespace VrRecognition.Core
     {
         public long MaxMessageBytes = 16 * 1024 * 1024, MaxControlBytes = 65536, MaxWidth = 8192, MaxHeight = 8192,
             MaxPixels = 4096 * 4096, MaxTopK = 100;
+        /// <summary>Longest side over shortest side a frame may have; more elongated is bad_dimensions (v1.1).</summary>
+        public double MaxAspectRatio = 4.0;
+        /// <summary>Largest progressive JPEG (width x height); larger is image_too_large: send baseline (v1.1).</summary>
+        public long MaxProgressivePixels = 1920 * 1080;
         public string[] Formats = { "jpeg", "rgb8", "rgba8" };
 
         public JsonObject ToJson()
@@ -200,6 +254,7 @@ namespace VrRecognition.Core
             foreach (var f in Formats) formats.Add(JsonValue.Of(f));
             return new JsonObject().Set("max_message_bytes", MaxMessageBytes).Set("max_control_bytes", MaxControlBytes)
                 .Set("max_width", MaxWidth).Set("max_height", MaxHeight).Set("max_pixels", MaxPixels)
+                .Set("max_aspect_ratio", MaxAspectRatio).Set("max_progressive_pixels", MaxProgressivePixels)
                 .Set("max_top_k", MaxTopK).Set("formats", JsonValue.Of(formats));
         }
 
@@ -227,6 +282,8 @@ namespace VrRecognition.Core
             limits.MaxHeight = Fields.GetInteger(obj, "max_height", 0, long.MaxValue) ?? limits.MaxHeight;
             limits.MaxPixels = Fields.GetInteger(obj, "max_pixels", 0, long.MaxValue) ?? limits.MaxPixels;
             limits.MaxTopK = Fields.GetInteger(obj, "max_top_k", 0, long.MaxValue) ?? limits.MaxTopK;
+            limits.MaxProgressivePixels = Fields.GetInteger(obj, "max_progressive_pixels", 0, long.MaxValue) ?? limits.MaxProgressivePixels;
+            limits.MaxAspectRatio = Fields.GetNumber(obj, "max_aspect_ratio", 1.0, 65535.0) ?? limits.MaxAspectRatio;
             return limits;
         }
     }
@@ -492,7 +549,9 @@ namespace VrRecognition.Core
                 case "hello":
                     long? protocol = Fields.GetInteger(obj, "protocol", 1, 255);
                     if (!protocol.HasValue) throw Fields.Invalid("hello needs \"protocol\"");
-                    long? minProtocol = Fields.GetInteger(obj, "min_protocol", 1, protocol.Value);
+                    // min_protocol above protocol is well-formed (v1.1): no version satisfies it, so
+                    // negotiation fails (NegotiateVersion; the server closes with 1002).
+                    long? minProtocol = Fields.GetInteger(obj, "min_protocol", 1, 255);
                     var client = Fields.GetObject(obj, "client") ?? new JsonObject();
                     return new ClientHello
                     {
@@ -513,6 +572,22 @@ namespace VrRecognition.Core
                 default:
                     throw new ProtocolException(ErrorCodes.UnknownMessageType, "JSON message type \"" + Truncate(kind, 40) + "\" is unknown");
             }
+        }
+
+        /// <summary>Versions this client speaks.</summary>
+        public static readonly int[] SupportedVersions = { 1 };
+
+        /// <summary>The server's choice for a hello (docs/protocol.md 3.4): the newest version v with
+        /// min_protocol &lt;= v &lt;= protocol that `supported` holds; none is unsupported_version.</summary>
+        public static int NegotiateVersion(ClientHello hello, int[] supported = null)
+        {
+            int lowest = hello.MinProtocol ?? hello.Protocol;
+            int best = -1;
+            foreach (var v in supported ?? SupportedVersions)
+                if (v >= lowest && v <= hello.Protocol && v > best) best = v;
+            if (best < 0)
+                throw new ProtocolException(ErrorCodes.UnsupportedVersion, "client speaks " + lowest + ".." + hello.Protocol + ", this peer speaks [" + string.Join(", ", supported ?? SupportedVersions) + "]");
+            return best;
         }
 
         static string Truncate(string s, int n) { return s.Length <= n ? s : s.Substring(0, n); }

@@ -2,7 +2,8 @@
 // (ClientWebSocket allows one SendAsync at a time): control messages first, then the newest frame from a
 // latest-frame-wins slot, paced to a target fps and capped by the frames still in flight. A reader task
 // decodes replies. Events are queued and raised by DispatchPending() on the caller's thread (Unity's
-// main thread, from Update). Lost connections are retried with exponential backoff.
+// main thread, from Update). Lost connections are retried with exponential backoff; the server's close
+// code and reason reach the app (ConnectionEnded), and a 1002 (no common protocol version) ends retrying.
 // Plain C# 7.2 on System.Net.WebSockets; no UnityEngine.
 using System;
 using System.Collections.Concurrent;
@@ -31,6 +32,9 @@ namespace VrRecognition.Core
         public string Token;
         public string ClientName = "unity-client";
         public string ClientVersion = RecognitionClient.Version;
+        /// <summary>Newest protocol version asked for in hello, and the oldest accepted (null: the same).</summary>
+        public int Protocol = 1;
+        public int? MinProtocol;
         /// <summary>top_k, budget_ms, fps, smoothing, gaze crop asked for in hello (null: server default).</summary>
         public StreamSettings Settings = new StreamSettings();
         /// <summary>Most frames sent per second; 0 = as fast as the in-flight cap allows.</summary>
@@ -46,6 +50,35 @@ namespace VrRecognition.Core
         public Backoff Backoff = new Backoff();
         /// <summary>Largest server message read (results are small; the hello lists classes).</summary>
         public int MaxReceiveBytes = 16 * 1024 * 1024;
+        /// <summary>After the server's fatal error, how long to wait for its close frame (code and reason).</summary>
+        public TimeSpan CloseWait = TimeSpan.FromSeconds(3);
+    }
+
+    /// <summary>How a connection (or an attempt at one) ended, and what the client does next.</summary>
+    public sealed class DisconnectInfo
+    {
+        /// <summary>The WebSocket close code the server sent (CloseCodes; docs/protocol.md 5.2), or null
+        /// when the connection ended without one: upgrade refused (HTTP 401/403/503), network lost,
+        /// timed out, or Stop().</summary>
+        public int? CloseCode;
+        /// <summary>The close reason: an error code such as "too_many_streams"; "" without one.</summary>
+        public string CloseReason = "";
+        /// <summary>The fatal error message the server sent just before closing, or null.</summary>
+        public ErrorMessage FatalError;
+        /// <summary>Readable summary (the string the Disconnected event carries).</summary>
+        public string Description = "";
+        /// <summary>The stream had been open (hello answered) before it ended.</summary>
+        public bool WasConnected;
+        /// <summary>Ended by Stop().</summary>
+        public bool Stopped;
+        /// <summary>The client connects again after ReconnectDelay (backoff); false: it has stopped.</summary>
+        public bool WillReconnect;
+        public TimeSpan ReconnectDelay;
+
+        public override string ToString()
+        {
+            return Description + (WillReconnect ? " (reconnecting in " + ReconnectDelay.TotalMilliseconds.ToString("F0") + " ms)" : " (not reconnecting)");
+        }
     }
 
     /// <summary>A frame handed to the client. Payload[0..PayloadLength) is the image (JPEG normally).</summary>
@@ -117,6 +150,8 @@ namespace VrRecognition.Core
         volatile ServerHello serverHello;
         volatile ModelInfo model;
         volatile EffectiveSettings session;
+        volatile DisconnectInfo lastDisconnect;
+        volatile ErrorMessage sessionFatal;
         long submitted, discardedOffline, sent, received, ok, droppedStale, late, errors, lost, attempts, connections;
         int maxInFlightSeen;
         double lastRoundTripMs, lastLatencyMs;
@@ -125,8 +160,12 @@ namespace VrRecognition.Core
         public event Action<FrameResult> ResultReceived;
         /// <summary>The handshake and hello succeeded.</summary>
         public event Action<ServerHello> Connected;
-        /// <summary>The connection ended or could not be made; the argument says why. Reconnects follow.</summary>
+        /// <summary>The connection ended or could not be made; the argument says why. Reconnects follow
+        /// unless ConnectionEnded says otherwise.</summary>
         public event Action<string> Disconnected;
+        /// <summary>The connection ended or could not be made: the server's close code and reason, its
+        /// fatal error if any, and whether (and when) the client reconnects. Raised with Disconnected.</summary>
+        public event Action<DisconnectInfo> ConnectionEnded;
         /// <summary>An error message from the server (fatal ones are followed by a close).</summary>
         public event Action<ErrorMessage> ServerError;
         public event Action<ModelInfo> ModelChanged;
@@ -153,6 +192,8 @@ namespace VrRecognition.Core
         public ModelInfo Model { get { return model; } }
         /// <summary>The settings the server applies now (updated by configured).</summary>
         public EffectiveSettings Session { get { return session; } }
+        /// <summary>How the last connection ended (null before the first ended).</summary>
+        public DisconnectInfo LastDisconnect { get { return lastDisconnect; } }
 
         public int InFlightCount { get { lock (inFlight) return inFlight.Count; } }
 
@@ -231,7 +272,9 @@ namespace VrRecognition.Core
             return true;
         }
 
-        /// <summary>Changes stream settings mid-stream (e.g. budget_ms when the refresh rate changes).</summary>
+        /// <summary>Changes stream settings mid-stream (e.g. budget_ms when the refresh rate changes). Fields
+        /// left null stay as they are; fields named in settings.Reset go back to the server's default
+        /// (StreamSettings.SmoothingAndGazeCropOff() switches both off). Answered by Configured.</summary>
         public void Configure(StreamSettings settings)
         {
             control.Enqueue(new Configure { Settings = settings }.Encode());
@@ -288,58 +331,42 @@ namespace VrRecognition.Core
             {
                 SetState(ConnectionState.Connecting);
                 Interlocked.Increment(ref attempts);
-                string reason = null;
-                bool helloOk = false, fatal = false;
+                var ending = new DisconnectInfo();
+                sessionFatal = null;
                 var ws = new ClientWebSocket();
                 try
                 {
                     if (!string.IsNullOrEmpty(options.Token)) ws.Options.SetRequestHeader("Authorization", "Bearer " + options.Token);
                     ws.Options.KeepAliveInterval = options.KeepAliveInterval;
                     ws.Options.SetBuffer(64 * 1024, 64 * 1024);
+                    bool opened;
                     using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop))
                     {
                         timeout.CancelAfter(options.ConnectTimeout);
                         await ws.ConnectAsync(options.ServerUri, timeout.Token).ConfigureAwait(false);
-                        var hello = new ClientHello
-                        {
-                            ClientName = options.ClientName,
-                            ClientVersion = options.ClientVersion,
-                            Settings = options.Settings ?? new StreamSettings(),
-                        };
-                        await SendTextAsync(ws, hello.Encode(), timeout.Token).ConfigureAwait(false);
-                        var reply = await ReceiveMessageAsync(ws, timeout.Token, new byte[16 * 1024]).ConfigureAwait(false);
-                        if (reply.Text == null) throw new WebSocketException("closed before the server hello: " + reply.CloseReason);
-                        var message = Messages.DecodeServer(reply.Text.Array, reply.Text.Offset, reply.Text.Count, options.MaxReceiveBytes);
-                        var error = message as ErrorMessage;
-                        if (error != null)
-                        {
-                            Post(() => RaiseServerError(error));
-                            fatal = error.Code == ErrorCodes.UnsupportedVersion;
-                            throw new WebSocketException("refused: " + error.Code + ": " + error.Message);
-                        }
-                        var serverHelloMessage = message as ServerHello;
-                        if (serverHelloMessage == null) throw new WebSocketException("expected the server hello, got " + message.Type);
-                        serverHello = serverHelloMessage;
-                        model = serverHelloMessage.Model;
-                        session = serverHelloMessage.Session;
+                        opened = await HelloAsync(ws, ending, timeout.Token, stop).ConfigureAwait(false);
                     }
-                    helloOk = true;
-                    failures = 0;
-                    var early = slot.Clear(); // a frame that slipped in while the last session ended is stale now
-                    if (early != null) { Interlocked.Increment(ref discardedOffline); Recycle(early); }
-                    Interlocked.Increment(ref connections);
-                    SetState(ConnectionState.Connected);
-                    var hello2 = serverHello;
-                    Post(() => { var h = Connected; if (h != null) h(hello2); });
-                    reason = await RunSessionAsync(ws, stop).ConfigureAwait(false);
+                    if (opened)
+                    {
+                        ending.WasConnected = true;
+                        var early = slot.Clear(); // a frame that slipped in while the last session ended is stale now
+                        if (early != null) { Interlocked.Increment(ref discardedOffline); Recycle(early); }
+                        Interlocked.Increment(ref connections);
+                        SetState(ConnectionState.Connected);
+                        var hello2 = serverHello;
+                        Post(() => { var h = Connected; if (h != null) h(hello2); });
+                        await RunSessionAsync(ws, ending, stop).ConfigureAwait(false);
+                    }
                 }
                 catch (OperationCanceledException)
                 {
-                    reason = stop.IsCancellationRequested ? "stopped" : "timed out";
+                    if (stop.IsCancellationRequested) ending.Stopped = true;
+                    else if (ending.Description == "") ending.Description = "timed out";
                 }
                 catch (Exception e)
                 {
-                    reason = Describe(e);
+                    if (stop.IsCancellationRequested) ending.Stopped = true;
+                    else if (ending.Description == "") ending.Description = Describe(e);
                 }
                 finally
                 {
@@ -349,14 +376,106 @@ namespace VrRecognition.Core
                     if (cleared != null) { Interlocked.Increment(ref discardedOffline); Recycle(cleared); }
                     ws.Dispose();
                 }
-                var why = reason ?? "closed";
-                Post(() => { var h = Disconnected; if (h != null) h(why); });
-                if (stop.IsCancellationRequested || !options.Reconnect || fatal) break;
-                failures = helloOk ? 1 : failures + 1;
-                try { await Task.Delay(options.Backoff.Delay(failures), stop).ConfigureAwait(false); }
+                if (ending.FatalError == null) ending.FatalError = sessionFatal;
+                if (ending.Stopped || stop.IsCancellationRequested) { ending.Stopped = true; ending.Description = "stopped"; }
+                else if (ending.Description == "") ending.Description = "closed";
+                ending.WillReconnect = !ending.Stopped && options.Reconnect && CloseCodes.Reconnects(ending.CloseCode)
+                    && !(ending.FatalError != null && ending.FatalError.Code == ErrorCodes.UnsupportedVersion);
+                if (ending.WillReconnect)
+                {
+                    // A stream that was open starts the backoff again, unless it ended for something this client
+                    // did wrong: then the delay keeps growing, so a repeating fault cannot loop fast.
+                    failures = ending.WasConnected && !CloseCodes.IsClientFault(ending.CloseCode, ending.CloseReason) ? 1 : failures + 1;
+                    ending.ReconnectDelay = options.Backoff.Delay(failures);
+                }
+                lastDisconnect = ending;
+                Post(() =>
+                {
+                    var h = Disconnected; if (h != null) h(ending.Description);
+                    var e = ConnectionEnded; if (e != null) e(ending);
+                });
+                if (!ending.WillReconnect) break;
+                try { await Task.Delay(ending.ReconnectDelay, stop).ConfigureAwait(false); }
                 catch (OperationCanceledException) { break; }
             }
             SetState(ConnectionState.Stopped);
+        }
+
+        /// <summary>Sends hello and reads the answer. True when the stream is open; false (with `ending`
+        /// filled in) when the server refused it, e.g. a fatal too_many_streams then close 4013.</summary>
+        async Task<bool> HelloAsync(ClientWebSocket ws, DisconnectInfo ending, CancellationToken timeout, CancellationToken stop)
+        {
+            var hello = new ClientHello
+            {
+                Protocol = options.Protocol,
+                MinProtocol = options.MinProtocol,
+                ClientName = options.ClientName,
+                ClientVersion = options.ClientVersion,
+                Settings = options.Settings ?? new StreamSettings(),
+            };
+            await SendTextAsync(ws, hello.Encode(), timeout).ConfigureAwait(false);
+            var buffer = new byte[16 * 1024];
+            var reply = await ReceiveMessageAsync(ws, timeout, buffer).ConfigureAwait(false);
+            if (reply.Closed)
+            {
+                await RecordCloseAsync(ws, reply, ending).ConfigureAwait(false);
+                ending.Description = "closed before the server hello: " + ending.Description;
+                return false;
+            }
+            var message = Messages.DecodeServer(reply.Text.Array, reply.Text.Offset, reply.Text.Count, options.MaxReceiveBytes);
+            var error = message as ErrorMessage;
+            if (error != null)
+            {
+                Post(() => RaiseServerError(error));
+                ending.FatalError = error;
+                if (error.Fatal)
+                {
+                    // The close follows at once; wait for it (briefly) to learn its code and reason.
+                    using (var wait = CancellationTokenSource.CreateLinkedTokenSource(stop))
+                    {
+                        wait.CancelAfter(options.CloseWait);
+                        try
+                        {
+                            Received next;
+                            do next = await ReceiveMessageAsync(ws, wait.Token, buffer).ConfigureAwait(false);
+                            while (!next.Closed);
+                            await RecordCloseAsync(ws, next, ending).ConfigureAwait(false);
+                        }
+                        catch (Exception) when (!stop.IsCancellationRequested) { }
+                    }
+                }
+                ending.Description = "refused: " + error.Code + ": " + error.Message
+                    + (ending.CloseCode.HasValue ? " (" + CloseText(ending) + ")" : "");
+                return false;
+            }
+            var serverHelloMessage = message as ServerHello;
+            if (serverHelloMessage == null) throw new WebSocketException("expected the server hello, got " + message.Type);
+            serverHello = serverHelloMessage;
+            model = serverHelloMessage.Model;
+            session = serverHelloMessage.Session;
+            return true;
+        }
+
+        static string CloseText(DisconnectInfo ending)
+        {
+            return "close " + (ending.CloseCode.HasValue ? ending.CloseCode.Value.ToString() : "without status")
+                + (string.IsNullOrEmpty(ending.CloseReason) ? "" : " " + ending.CloseReason);
+        }
+
+        /// <summary>Notes the server's close code and reason and completes the closing handshake.</summary>
+        async Task RecordCloseAsync(ClientWebSocket ws, Received close, DisconnectInfo ending)
+        {
+            ending.CloseCode = close.CloseCode;
+            ending.CloseReason = close.CloseReason ?? "";
+            ending.Description = "server closed: " + CloseText(ending).Substring("close ".Length);
+            if (ws.State == WebSocketState.CloseReceived)
+            {
+                using (var t = new CancellationTokenSource(1000))
+                {
+                    try { await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", t.Token).ConfigureAwait(false); }
+                    catch (Exception) { }
+                }
+            }
         }
 
         static string Describe(Exception e)
@@ -366,12 +485,12 @@ namespace VrRecognition.Core
             return message;
         }
 
-        /// <summary>Runs the writer and the reader until one ends; returns why the session ended.</summary>
-        async Task<string> RunSessionAsync(ClientWebSocket ws, CancellationToken stop)
+        /// <summary>Runs the writer and the reader until one ends; fills in why the session ended.</summary>
+        async Task RunSessionAsync(ClientWebSocket ws, DisconnectInfo ending, CancellationToken stop)
         {
             using (var session = new CancellationTokenSource())
             {
-                var reader = ReceiveLoopAsync(ws, session.Token);
+                var reader = ReceiveLoopAsync(ws, ending, session.Token);
                 var writer = SendLoopAsync(ws, stop, session.Token);
                 var first = await Task.WhenAny(reader, writer).ConfigureAwait(false);
                 if (first == writer && stop.IsCancellationRequested && !writer.IsFaulted)
@@ -381,11 +500,18 @@ namespace VrRecognition.Core
                 }
                 session.Cancel();
                 Wake();
-                string reason;
-                try { reason = await first.ConfigureAwait(false); }
-                catch (Exception e) { reason = stop.IsCancellationRequested ? "stopped" : Describe(e); }
+                try
+                {
+                    var reason = await first.ConfigureAwait(false);
+                    if (first == writer && stop.IsCancellationRequested) ending.Stopped = true;
+                    else if (ending.Description == "") ending.Description = reason;
+                }
+                catch (Exception e)
+                {
+                    if (stop.IsCancellationRequested) ending.Stopped = true;
+                    else if (ending.Description == "") ending.Description = Describe(e);
+                }
                 try { await Task.WhenAll(reader, writer).ConfigureAwait(false); } catch (Exception) { }
-                return reason;
             }
         }
 
@@ -447,6 +573,19 @@ namespace VrRecognition.Core
             header.PayloadOffset = 0;
             header.PayloadLength = frame.PayloadLength;
             int total = FrameCodec.HeaderSize + frame.PayloadLength;
+            var hello = serverHello;
+            if (hello != null && hello.Limits != null && total > hello.Limits.MaxMessageBytes)
+            {
+                // The server would close the connection (1009 message_too_large): refuse it here instead.
+                var tooLarge = new ErrorMessage
+                {
+                    Code = ErrorCodes.MessageTooLarge,
+                    Message = "frame not sent: " + total + " bytes, over the server's limits.max_message_bytes " + hello.Limits.MaxMessageBytes,
+                };
+                Post(() => RaiseServerError(tooLarge));
+                Recycle(frame);
+                return;
+            }
             if (sendBuffer.Length < total) sendBuffer = new byte[Math.Max(total, sendBuffer.Length * 2)];
             int length;
             try { length = FrameCodec.EncodeInto(header, sendBuffer, 0); }
@@ -499,9 +638,16 @@ namespace VrRecognition.Core
             return ws.SendAsync(new ArraySegment<byte>(bytes), WebSocketMessageType.Text, true, cancel);
         }
 
-        struct Received { public ArraySegment<byte> Text; public string CloseReason; }
+        struct Received
+        {
+            public ArraySegment<byte> Text;
+            public bool Closed;
+            public int? CloseCode;
+            public string CloseReason;
+        }
 
-        /// <summary>One whole message; Text is null when the peer closed. Binary messages are skipped.</summary>
+        /// <summary>One whole text message, or the peer's close (Closed, with its code and reason).
+        /// Binary messages are skipped.</summary>
         async Task<Received> ReceiveMessageAsync(ClientWebSocket ws, CancellationToken cancel, byte[] buffer)
         {
             while (true)
@@ -520,31 +666,27 @@ namespace VrRecognition.Core
                 } while (!r.EndOfMessage && r.MessageType != WebSocketMessageType.Close);
                 if (r.MessageType == WebSocketMessageType.Close)
                 {
-                    string why = "server closed: " + (r.CloseStatus.HasValue ? ((int)r.CloseStatus.Value).ToString() : "no status")
-                        + (string.IsNullOrEmpty(r.CloseStatusDescription) ? "" : " " + r.CloseStatusDescription);
-                    return new Received { CloseReason = why };
+                    return new Received
+                    {
+                        Closed = true,
+                        CloseCode = r.CloseStatus.HasValue ? (int?)(int)r.CloseStatus.Value : null,
+                        CloseReason = r.CloseStatusDescription ?? "",
+                    };
                 }
                 if (r.MessageType == WebSocketMessageType.Text) return new Received { Text = new ArraySegment<byte>(buffer, 0, count) };
             }
         }
 
-        async Task<string> ReceiveLoopAsync(ClientWebSocket ws, CancellationToken session)
+        async Task<string> ReceiveLoopAsync(ClientWebSocket ws, DisconnectInfo ending, CancellationToken session)
         {
             var buffer = new byte[16 * 1024];
             while (true)
             {
                 var message = await ReceiveMessageAsync(ws, session, buffer).ConfigureAwait(false);
-                if (message.Text == null)
+                if (message.Closed)
                 {
-                    if (ws.State == WebSocketState.CloseReceived)
-                    {
-                        using (var t = new CancellationTokenSource(1000))
-                        {
-                            try { await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", t.Token).ConfigureAwait(false); }
-                            catch (Exception) { }
-                        }
-                    }
-                    return message.CloseReason;
+                    await RecordCloseAsync(ws, message, ending).ConfigureAwait(false);
+                    return ending.Description;
                 }
                 buffer = message.Text.Array; // it may have grown
                 ServerMessage decoded;
@@ -571,7 +713,12 @@ namespace VrRecognition.Core
                 return;
             }
             var error = message as ErrorMessage;
-            if (error != null) { Post(() => RaiseServerError(error)); return; }
+            if (error != null)
+            {
+                if (error.Fatal) sessionFatal = error; // the close follows; ConnectionEnded reports both
+                Post(() => RaiseServerError(error));
+                return;
+            }
             var configured = message as Configured;
             if (configured != null)
             {

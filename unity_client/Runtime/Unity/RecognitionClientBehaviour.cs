@@ -42,6 +42,9 @@ namespace VrRecognition.Unity
         public event Action<FrameResult> ResultReceived;
         public event Action<ServerHello> Connected;
         public event Action<string> Disconnected;
+        /// <summary>Raised on the main thread when a connection ends: the server's close code and reason
+        /// (e.g. 4013 too_many_streams), its fatal error, and whether the client reconnects.</summary>
+        public event Action<DisconnectInfo> ConnectionEnded;
 
         public RecognitionClient Client { get { return client; } }
         public FrameResult LastResult { get; private set; }
@@ -82,6 +85,7 @@ namespace VrRecognition.Unity
             client.ResultReceived += OnResult;
             client.Connected += OnConnected;
             client.Disconnected += OnDisconnected;
+            client.ConnectionEnded += OnConnectionEnded;
             client.ServerError += OnServerError;
             client.ModelChanged += OnModelChanged;
             client.Start();
@@ -114,7 +118,9 @@ namespace VrRecognition.Unity
             return c != null && c.SubmitFrame(frame);
         }
 
-        /// <summary>Changes budget/top-k/smoothing mid-stream, e.g. after a refresh-rate change.</summary>
+        /// <summary>Changes budget/top-k/smoothing mid-stream, e.g. after a refresh-rate change. Null fields
+        /// stay as they are; settings.ResetToDefault(...) sends fields as null, back to the server's default
+        /// (StreamSettings.SmoothingAndGazeCropOff() turns smoothing and the gaze crop off).</summary>
         public void Reconfigure(StreamSettings settings)
         {
             if (client != null) client.Configure(settings);
@@ -139,9 +145,19 @@ namespace VrRecognition.Unity
 
         void OnDisconnected(string why)
         {
-            if (logEvents) Debug.LogWarning("VR Recognition: disconnected: " + why);
             var handler = Disconnected;
             if (handler != null) handler(why);
+        }
+
+        void OnConnectionEnded(DisconnectInfo info)
+        {
+            if (logEvents)
+            {
+                if (info.WillReconnect || info.Stopped) Debug.LogWarning("VR Recognition: disconnected: " + info);
+                else Debug.LogError("VR Recognition: disconnected for good: " + info); // e.g. 1002: no common protocol version
+            }
+            var handler = ConnectionEnded;
+            if (handler != null) handler(info);
         }
 
         void OnServerError(ErrorMessage error)

@@ -6,6 +6,10 @@
 //   --server URL --token T a real vr-serve with the colour model, requiring the token
 //   --slow-server URL      a vr-serve whose model is slow: the client must drop stale frames itself
 //   --capture-out DIR      write a capture session there (the pytest test reads it back in Python)
+//   --limits-server URL    a vr-serve with --max-streams 1 and a small --max-message-mb (CloseTests.cs)
+//   --fault-server URL --fault-server-pid PID
+//                          a vr-serve whose pong raises (internal error), with a short --keepalive;
+//                          sent SIGTERM at the end (CloseTests.cs)
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -16,7 +20,7 @@ using VrRecognition.Core;
 
 namespace VrRecognition.Tests
 {
-    public static class CoreTests
+    public static partial class CoreTests
     {
         static int failures, passes;
         static readonly Dictionary<string, string> Args = new Dictionary<string, string>();
@@ -29,14 +33,40 @@ namespace VrRecognition.Tests
             Run("latest_frame_slot", LatestFrameSlotReplaces);
             Run("backoff_grows_and_caps", BackoffGrows);
             Run("frame_encode_rejects_bad_fields", FrameEncodeRejects);
+            Run("stream_settings_null_resets", StreamSettingsNullResets);
+            Run("top_k_any_integer_from_1", TopKAnyPositiveInteger);
+            Run("hello_min_protocol_and_negotiation", MinProtocolNegotiation);
+            Run("model_input_mapping", ModelInputMapping);
+            Run("gaze_crop_rect_units", GazeCropRectUnits);
+            Run("close_codes_and_reconnect_policy", CloseCodePolicy);
             if (Args.ContainsKey("vectors")) GoldenVectors(Args["vectors"]);
             if (Args.ContainsKey("capture-out")) Run("capture_session_writer", CaptureWriter);
+            // No hello: the server closes with 1008 after its hello timeout. Started first, checked last,
+            // so the wait overlaps the other live checks.
+            var helloTimeout = Args.ContainsKey("server") ? StartHelloTimeoutPeer() : null;
+            RawPeer slowConsumer = null; // stops reading: dropped at the fault server's keepalive (1008)
+            if (Args.ContainsKey("fault-server")) Run("live_close_1008_slow_consumer_started", () => slowConsumer = StartSlowConsumer());
             if (Args.ContainsKey("server"))
             {
                 Run("live_colour_predictions", LiveColourPredictions);
                 Run("live_wrong_token_reconnects_with_backoff", WrongTokenBackoff);
+                Run("live_close_1002_unsupported_version", LiveClose1002);
+                Run("live_close_1007_bad_json", LiveClose1007);
             }
             if (Args.ContainsKey("slow-server")) Run("slow_server_client_drops_stale", SlowServerDrops);
+            if (Args.ContainsKey("limits-server"))
+            {
+                Run("live_client_refuses_frame_over_max_message_bytes", LiveClientRefusesOversizedFrame);
+                Run("live_close_4013_too_many_streams", LiveClose4013TooManyStreams);
+                Run("live_close_1009_message_too_large", LiveClose1009);
+            }
+            if (Args.ContainsKey("fault-server"))
+            {
+                if (slowConsumer != null) Run("live_close_1008_slow_consumer", () => FinishSlowConsumer(slowConsumer));
+                Run("live_close_1011_internal_error", LiveClose1011);
+                Run("live_close_1001_and_4013_shutting_down", LiveClose1001And4013ShuttingDown);
+            }
+            if (helloTimeout != null) Run("live_close_1008_hello_required", () => FinishHelloTimeoutPeer(helloTimeout));
             Console.WriteLine("summary: " + passes + " passed, " + failures + " failed");
             return failures;
         }
@@ -149,6 +179,129 @@ namespace VrRecognition.Tests
             Check(FrameCodec.Decode(ok, 0, ok.Length).RowsBottomUp, "ROWS_BOTTOM_UP round trip");
         }
 
+        static void ExpectInvalid(string text, string code, string what)
+        {
+            try { Messages.DecodeClient(text); }
+            catch (ProtocolException e)
+            {
+                Equal(code, e.Code, what);
+                return;
+            }
+            throw new Exception("accepted " + what + ": " + text);
+        }
+
+        static void StreamSettingsNullResets()
+        {
+            // configure: null sends a field back to the server's default (smoothing, gaze crop: off)
+            var off = new Configure { Settings = new StreamSettings { TopK = 3 }.ResetToDefault(StreamSettings.KeySmoothing, StreamSettings.KeyGazeCrop) };
+            Equal("{\"type\":\"configure\",\"top_k\":3,\"smoothing\":null,\"gaze_crop\":null}", off.Encode(), "configure with nulls");
+            Equal("{\"type\":\"configure\",\"smoothing\":null,\"gaze_crop\":null}",
+                new Configure { Settings = StreamSettings.SmoothingAndGazeCropOff() }.Encode(), "SmoothingAndGazeCropOff");
+            // a value wins over a reset of the same field; nulls are written in the wire order
+            var both = new StreamSettings { BudgetMs = 8.3 }.ResetToDefault(StreamSettings.KeyGazeCrop, StreamSettings.KeyBudgetMs, StreamSettings.KeyTopK);
+            Equal("{\"type\":\"configure\",\"budget_ms\":8.3,\"top_k\":null,\"gaze_crop\":null}", new Configure { Settings = both }.Encode(), "value over reset");
+            var decoded = (Configure)Messages.DecodeClient("{\"type\":\"configure\",\"smoothing\":null,\"fps\":30.0}");
+            Check(decoded.Settings.Reset.Contains("smoothing") && decoded.Settings.Reset.Count == 1, "decoded reset set");
+            Equal(30.0, decoded.Settings.Fps.Value, "decoded fps");
+            Equal("{\"type\":\"configure\",\"fps\":30.0,\"smoothing\":null}", decoded.Encode(), "decoded configure encodes back");
+            bool threw = false;
+            try { new StreamSettings().ResetToDefault("ema_alpha"); } catch (ArgumentException) { threw = true; }
+            Check(threw, "ResetToDefault refuses a key that is not a setting");
+            // the server's session reports smoothing/gaze crop off as null
+            var configured = (Configured)Messages.DecodeServer("{\"type\":\"configured\",\"session\":{\"top_k\":3,\"budget_ms\":11.1,\"fps\":null,\"smoothing\":null,\"gaze_crop\":null}}");
+            Check(!configured.Session.SmoothingEmaAlpha.HasValue && !configured.Session.GazeCropScale.HasValue && !configured.Session.Fps.HasValue, "session nulls");
+        }
+
+        static void TopKAnyPositiveInteger()
+        {
+            foreach (var k in new[] { 1L, 2L, 1000L, 1001L, 100000L, Messages.MaxJsonSafeInt })
+            {
+                var text = "{\"type\":\"configure\",\"top_k\":" + k + "}";
+                var settings = ((Configure)Messages.DecodeClient(text)).Settings;
+                Equal(k, settings.TopK.Value, "top_k " + k);
+                Equal(text, new Configure { Settings = settings }.Encode(), "top_k " + k + " encodes back");
+            }
+            foreach (var bad in new[] { "0", "-1", "2.0", "1e2", "\"3\"", "true", "9007199254740992" })
+                ExpectInvalid("{\"type\":\"hello\",\"protocol\":1,\"top_k\":" + bad + "}", ErrorCodes.InvalidMessage, "top_k " + bad);
+            var hello = new ClientHello { ClientName = "t", ClientVersion = "1", Settings = new StreamSettings { TopK = 100000 } };
+            Equal("{\"type\":\"hello\",\"protocol\":1,\"client\":{\"name\":\"t\",\"version\":\"1\"},\"top_k\":100000}", hello.Encode(), "hello with a large top_k");
+        }
+
+        static void MinProtocolNegotiation()
+        {
+            var hello = (ClientHello)Messages.DecodeClient("{\"type\":\"hello\",\"protocol\":1,\"min_protocol\":2}");
+            Equal(2, hello.MinProtocol.Value, "min_protocol above protocol is well-formed");
+            bool refused = false;
+            try { Messages.NegotiateVersion(hello); }
+            catch (ProtocolException e) { refused = e.Code == ErrorCodes.UnsupportedVersion; }
+            Check(refused, "no common version: unsupported_version");
+            Equal(1, Messages.NegotiateVersion(new ClientHello { Protocol = 2, MinProtocol = 1 }), "v2 client that speaks v1");
+            Equal(1, Messages.NegotiateVersion(new ClientHello { Protocol = 1 }), "v1 client");
+            Equal(2, Messages.NegotiateVersion(new ClientHello { Protocol = 3, MinProtocol = 1 }, new[] { 1, 2 }), "newest common version");
+            Equal(255, ((ClientHello)Messages.DecodeClient("{\"type\":\"hello\",\"protocol\":1,\"min_protocol\":255}")).MinProtocol.Value, "min_protocol 255");
+            ExpectInvalid("{\"type\":\"hello\",\"protocol\":1,\"min_protocol\":0}", ErrorCodes.InvalidMessage, "min_protocol 0");
+            ExpectInvalid("{\"type\":\"hello\",\"protocol\":1,\"min_protocol\":256}", ErrorCodes.InvalidMessage, "min_protocol 256");
+            ExpectInvalid("{\"type\":\"hello\",\"protocol\":1,\"min_protocol\":1.0}", ErrorCodes.InvalidMessage, "min_protocol 1.0");
+        }
+
+        static void ModelInputMapping()
+        {
+            const string head = "{\"type\":\"model_changed\",\"model\":{\"name\":\"m\",\"version\":\"v\",\"classes\":[\"a\"],\"input\":{\"width\":224,\"height\":224";
+            var old = (ModelChanged)Messages.DecodeServer(head + "},\"provider\":\"CPUExecutionProvider\"}}");
+            Equal(FrameMapping.CentreCrop, old.Model.Mapping, "a v1.0 server (no mapping) crops the centre");
+            var stretch = (ModelChanged)Messages.DecodeServer(head + ",\"mapping\":\"stretch\"},\"provider\":\"\"}}");
+            Equal(FrameMapping.Stretch, stretch.Model.Mapping, "mapping stretch");
+            Equal("{\"width\":224,\"height\":224,\"mapping\":\"stretch\"}", JsonWriter.Write(stretch.Model.ToJson().Get("input")), "mapping encoded in input");
+            var future = (ModelChanged)Messages.DecodeServer(head + ",\"mapping\":\"letterbox\"},\"provider\":\"\"}}");
+            Equal("letterbox", future.Model.Mapping, "an unknown mapping is kept, not refused");
+        }
+
+        static void GazeCropRectUnits()
+        {
+            Action<int, int, double, double, double, int, int, int> rect = (w, h, u, v, s, left, top, side) =>
+                Equal(new CropRect(left, top, side).ToString(), GazeCrop.Rect(w, h, u, v, s).ToString(), "GazeCrop.Rect(" + w + ", " + h + ", " + u + ", " + v + ", " + s + ")");
+            rect(1280, 720, 0.5, 0.5, 0.5, 460, 180, 360);   // centred
+            rect(1280, 720, 0.0, 0.0, 0.5, 0, 0, 360);       // shifted inside at a corner
+            rect(1280, 720, 1.0, 1.0, 0.5, 920, 360, 360);
+            rect(101, 51, 0.5, 0.5, 0.5, 38, 13, 26);        // side 25.5 -> 26 (half up); left 50.5 - 13 + 0.5 -> 38
+            rect(100, 100, 0.5, 0.5, 0.25, 38, 38, 25);      // 50 - 12.5 = 37.5 -> 38: halves round up, not to even
+            rect(3, 7, 0.5, 0.5, 0.1, 1, 3, 1);              // at least one pixel
+            rect(640, 480, 0.7, 0.2, 1.0, 160, 0, 480);      // the whole shorter side
+            rect(16, 8, 0.5f, 0.375f, 0.5, 6, 1, 4);         // a float gaze, as a frame carries it
+            Equal(3, new CropRect(1, 3, 2).TopFromBottom(8), "bottom-left origin: 8 - 3 - 2");
+            foreach (var bad in new Action[]
+            {
+                () => GazeCrop.Rect(0, 10, 0.5, 0.5, 0.5), () => GazeCrop.Rect(10, 10, 0.5, 0.5, 0.0),
+                () => GazeCrop.Rect(10, 10, 0.5, 0.5, 1.5), () => GazeCrop.Rect(10, 10, 1.5, 0.5, 0.5),
+                () => GazeCrop.Rect(10, 10, 0.5, double.NaN, 0.5),
+            })
+            {
+                bool threw = false;
+                try { bad(); } catch (ArgumentOutOfRangeException) { threw = true; }
+                Check(threw, "GazeCrop.Rect accepted an argument outside its range");
+            }
+        }
+
+        static void CloseCodePolicy()
+        {
+            Equal("1001,1002,1007,1008,1009,1011,4013", string.Join(",", CloseCodes.SentByServer), "codes the server sends");
+            Equal(4013, CloseCodes.TryAgainLater, "try again later is 4013 (Mono cannot receive 1013)");
+            foreach (var code in CloseCodes.SentByServer)
+            {
+                Check(code < 1012 || code > 1014, "a code Mono's ClientWebSocket cannot receive: " + code);
+                Equal(code != CloseCodes.ProtocolError, CloseCodes.Reconnects(code), "reconnect after " + code);
+                Check(CloseCodes.Reasons(code).Length > 0, "reasons for " + code);
+            }
+            Check(CloseCodes.Reconnects(null), "reconnect when there was no close frame");
+            Check(CloseCodes.Reconnects(4999), "reconnect after an unknown application code");
+            Equal("too_many_streams,shutting_down", string.Join(",", CloseCodes.Reasons(4013)), "4013 reasons");
+            Equal("hello_required,slow_consumer", string.Join(",", CloseCodes.Reasons(1008)), "1008 reasons");
+            Check(CloseCodes.IsClientFault(1007, "bad_json") && CloseCodes.IsClientFault(1009, "message_too_large")
+                && CloseCodes.IsClientFault(1008, "hello_required"), "client faults");
+            Check(!CloseCodes.IsClientFault(1008, "slow_consumer") && !CloseCodes.IsClientFault(1001, "shutting_down")
+                && !CloseCodes.IsClientFault(4013, "too_many_streams") && !CloseCodes.IsClientFault(null, ""), "not client faults");
+        }
+
         // --- golden vectors ------------------------------------------------------------------------
 
         static void GoldenVectors(string dir)
@@ -159,6 +312,7 @@ namespace VrRecognition.Tests
             foreach (var specPath in specs)
             {
                 string name = Path.GetFileNameWithoutExtension(specPath);
+                if (name == GazeCropRectVectors) continue; // a list of geometry cases, checked below
                 var spec = JsonReader.Parse(File.ReadAllText(specPath, Encoding.UTF8)).Object;
                 string kind = spec.Get("kind").String;
                 counts[kind]++;
@@ -169,12 +323,37 @@ namespace VrRecognition.Tests
                     else TextVector(kind, spec, data);
                 });
             }
+            // v1.1 geometry cases; until the vectors carry them, only the unit cases above check GazeCrop.
+            string rects = Path.Combine(dir, GazeCropRectVectors + ".json");
+            if (File.Exists(rects)) Run("vector_" + GazeCropRectVectors, () => GazeCropRectVector(rects));
+            else Console.WriteLine("note: " + rects + " not found (protocol v1.0 vectors)");
+            Console.WriteLine("vectors: " + counts["frame"] + " frame, " + counts["client"] + " client, " + counts["server"] + " server");
             Run("vector_set_complete", () =>
             {
                 Check(counts["frame"] >= 15, "at least 15 frame vectors, found " + counts["frame"]);
                 Check(counts["client"] >= 10, "at least 10 client vectors, found " + counts["client"]);
                 Check(counts["server"] >= 8, "at least 8 server vectors, found " + counts["server"]);
             });
+        }
+
+        const string GazeCropRectVectors = "gaze_crop_rect";
+
+        static void GazeCropRectVector(string path)
+        {
+            var cases = JsonReader.Parse(File.ReadAllText(path, Encoding.UTF8));
+            Check(cases.Kind == JsonKind.Array && cases.Items.Count >= 10, "gaze_crop_rect.json holds at least 10 cases");
+            foreach (var item in cases.Items)
+            {
+                var c = item.Object;
+                int width = (int)c.Get("width").Integer, height = (int)c.Get("height").Integer;
+                var rect = GazeCrop.Rect(width, height, c.Get("u").Number, c.Get("v").Number, c.Get("scale").Number);
+                var expected = c.Get("rect").Items;
+                string actual = "[" + rect.Left + ", " + rect.Top + ", " + rect.Side + "]";
+                string wanted = "[" + expected[0].Integer + ", " + expected[1].Integer + ", " + expected[2].Integer + "]";
+                Equal(wanted, actual, "GazeCrop.Rect for " + JsonWriter.Write(item));
+                Check(rect.Left >= 0 && rect.Right <= width && rect.Top >= 0 && rect.Bottom <= height, "rect inside the frame: " + actual);
+            }
+            Console.WriteLine("gaze crop rects: " + cases.Items.Count + " cases");
         }
 
         static void FrameVector(JsonObject spec, byte[] data)
@@ -260,6 +439,18 @@ namespace VrRecognition.Tests
             var back = spec.Get("encodes_back");
             if (back != null && back.Bool)
                 Equal(Encoding.UTF8.GetString(data), JsonWriter.Write(decoded), "re-encoded text");
+            var negotiation = spec.Get("negotiation"); // what a v1 server makes of this hello
+            if (negotiation != null)
+            {
+                var hello = (ClientHello)Messages.DecodeClient(data, 0, data.Length);
+                try { Messages.NegotiateVersion(hello); }
+                catch (ProtocolException e)
+                {
+                    Equal(negotiation.String, e.Code, "negotiation error");
+                    return;
+                }
+                throw new Exception("negotiation found a version, expected " + negotiation.String);
+            }
         }
 
         // --- capture session -----------------------------------------------------------------------
