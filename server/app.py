@@ -258,7 +258,14 @@ class RecognitionServer:
             log.info("stream closed: %s (code %s)", session.client, ws.close_code)
 
     async def _work(self, stream: Stream) -> None:
-        while (pending := await stream.slot.take()) is not None:
+        while await stream.slot.ready():
+            if self.config.frame_choice == "late":
+                # Choose which frame to run when the model is about to be free, not when it arrives:
+                # frames that come meanwhile replace the waiting one (answered dropped_stale).
+                await self.pipeline.turn()
+            pending = stream.slot.take_nowait()
+            if pending is None:
+                continue
             stream.busy = True
             try:
                 processed = await self.pipeline.process(pending, stream.session)

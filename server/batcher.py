@@ -14,7 +14,9 @@ would only lower throughput. Policy "infer" runs every frame, earliest deadline 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -67,6 +69,9 @@ class DeadlineBatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._task: asyncio.Task[None] | None = None
         self._infer_estimate_s = 0.0  # moving average of batch run time, to leave room before deadlines
+        self._running_since: float | None = None  # when the batch on the model started
+        self._changed = asyncio.Event()  # a batch started or ended
+        self._waiting_turn = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="batcher")
@@ -80,6 +85,34 @@ class DeadlineBatcher:
                 item.future.cancel()
         self._queue.clear()
         self._executor.shutdown(wait=True)
+
+    async def turn(self, lead_s: float, parallel: int = 1) -> None:
+        """Wait until a frame whose decoding starts now (taking about `lead_s`, `parallel` decodes at a
+        time) would reach the model as it becomes free, not earlier: so the caller picks its stream's
+        newest frame as late as possible, and the frames that arrive meanwhile replace older ones
+        instead of queueing behind them (issue: "choose the frame late")."""
+        self._waiting_turn += 1
+        try:
+            while True:
+                rounds = -(-self._waiting_turn // max(1, parallel))  # decodes ahead of the last one
+                wait = self._time_until_free() - lead_s * rounds
+                if wait <= 0:
+                    return
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), None if math.isinf(wait) else wait)
+        finally:
+            self._waiting_turn -= 1
+
+    def _time_until_free(self) -> float:
+        """Expected seconds until the model could start a batch that a frame submitted now would join."""
+        ahead = len(self._queue) // self.max_batch  # full batches already waiting before it
+        if self._running_since is None:
+            return ahead * self._infer_estimate_s
+        if not self._infer_estimate_s:
+            return math.inf  # the first batch ever: no estimate yet, so wait for it to end
+        running_left = max(0.0, self._running_since + self._infer_estimate_s - time.perf_counter())
+        return running_left + ahead * self._infer_estimate_s
 
     async def submit(self, item: BatchItem) -> BatchOutcome:
         item.future = asyncio.get_running_loop().create_future()
@@ -103,10 +136,17 @@ class DeadlineBatcher:
                         item.future.set_exception(exc)
 
     async def _run(self, run: list[BatchItem]) -> None:
-        start = time.perf_counter()
-        stacked = np.stack([item.input for item in run])
-        model = run[0].model
-        probabilities = await asyncio.get_running_loop().run_in_executor(self._executor, model.run, stacked)
+        start = self._running_since = time.perf_counter()
+        self._changed.set()
+        try:
+            stacked = np.stack([item.input for item in run])
+            model = run[0].model
+            probabilities = await asyncio.get_running_loop().run_in_executor(
+                self._executor, model.run, stacked
+            )
+        finally:
+            self._running_since = None
+            self._changed.set()
         infer_s = time.perf_counter() - start
         self._infer_estimate_s = (
             0.8 * self._infer_estimate_s + 0.2 * infer_s if self._infer_estimate_s else infer_s

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from vr_recognition.server import __version__
-from vr_recognition.server.config import LATE_POLICIES, ServerConfig
+from vr_recognition.server.config import FRAME_CHOICES, LATE_POLICIES, ServerConfig
 from vr_recognition.server.config import defaults as config_defaults
 from vr_recognition.server.errors import ServeError
 from vr_recognition.server.logs import configure_logging
@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="late frames: answer 'late' unrun while fresher frames wait (skip), or run them all (infer)",
     )
     add(
+        "--frame-choice",
+        choices=FRAME_CHOICES,
+        default=d["frame_choice"],
+        help="pick a stream's frame as the model is about to be free (late: fresher answers) or as soon "
+        "as the stream's worker is free (early) (default: %(default)s)",
+    )
+    add(
         "--providers",
         default=d["providers"],
         help="onnxruntime execution providers: auto (tensorrt, cuda, cpu: what is available) or a list",
@@ -174,6 +181,7 @@ def config_from_args(args: argparse.Namespace, model: Path) -> ServerConfig:
         max_batch=args.max_batch,
         batch_wait_ms=args.batch_wait_ms,
         late_policy=args.late_policy,
+        frame_choice=args.frame_choice,
         providers=args.providers,
         threads=args.threads,
         decode_threads=args.decode_threads,

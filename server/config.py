@@ -10,6 +10,7 @@ from typing import Any
 from vr_recognition.server import protocol as p
 
 LATE_POLICIES = ("skip", "infer")  # see server/batcher.py
+FRAME_CHOICES = ("late", "early")  # when a stream's frame is picked: as the model frees up, or at once
 CLOSE_TIMEOUT_S = 2.0  # how long a closing handshake may take before the connection is dropped
 
 
@@ -23,6 +24,7 @@ class ServerConfig:
     max_batch: int = 8
     batch_wait_ms: float = 0.0
     late_policy: str = "skip"
+    frame_choice: str = "early"  # one of FRAME_CHOICES; "late" is measured in docs/benchmarks.md
     providers: str = "auto"
     threads: int | None = None
     decode_threads: int = 2

@@ -37,6 +37,21 @@ class LatestSlot(Generic[T]):
         item, self._item = self._item, None
         return item
 
+    async def ready(self) -> bool:
+        """Wait until an item waits (True) or the mailbox is closed and empty (False); takes nothing,
+        so the taker can choose the moment it takes, and newer items keep replacing older ones."""
+        while self._item is None:
+            if self._closed:
+                return False
+            self._ready.clear()
+            await self._ready.wait()
+        return True
+
+    def take_nowait(self) -> T | None:
+        """The waiting item, removed; None when there is none."""
+        item, self._item = self._item, None
+        return item
+
     def close(self) -> None:
         """No more puts. The taker still gets a waiting item (it is answered, not lost), then None."""
         self._closed = True

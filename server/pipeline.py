@@ -23,6 +23,7 @@ from vr_recognition.server.preprocess import preprocess_frame
 from vr_recognition.server.session import PendingFrame, Processed, Session
 
 log = logging.getLogger("vr_serve.pipeline")
+DECODE_MARGIN_S = 0.001  # the event loop's wake-up lag, so the model is not left idle waiting for a frame
 
 
 class FramePipeline:
@@ -37,7 +38,13 @@ class FramePipeline:
         self._model = model
         self.batcher = batcher
         self.limits = limits
-        self._decode_pool = ThreadPoolExecutor(max(1, decode_threads), thread_name_prefix="decode")
+        self._decode_threads = max(1, decode_threads)
+        self._decode_pool = ThreadPoolExecutor(self._decode_threads, thread_name_prefix="decode")
+        self._decode_estimate_s = 0.0  # moving average of decode + resize time
+
+    async def turn(self) -> None:
+        """Return when a frame taken now would be decoded just as the model becomes free."""
+        await self.batcher.turn(self._decode_estimate_s + DECODE_MARGIN_S, self._decode_threads)
 
     def start(self) -> None:
         self.batcher.start()
@@ -60,7 +67,10 @@ class FramePipeline:
                 self._decode_pool, preprocess_frame, pending.frame, model.contract, self.limits,
                 settings.gaze_crop_scale,
             )  # fmt: skip
-            timings["decode"] = time.perf_counter() - taken
+            timings["decode"] = decoded = time.perf_counter() - taken
+            self._decode_estimate_s = (
+                0.8 * self._decode_estimate_s + 0.2 * decoded if self._decode_estimate_s else decoded
+            )
             outcome = await self.batcher.submit(BatchItem(tensor, pending.deadline, model))
         except p.ProtocolError as exc:
             error = p.ErrorInfo(exc.code.value, exc.message)

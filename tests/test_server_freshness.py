@@ -85,6 +85,29 @@ async def test_batcher_batches_what_arrived_while_busy():
     assert outcomes[1].queue_s >= 0.05  # waited for the first batch
 
 
+async def test_turn_comes_when_the_model_is_about_to_be_free():
+    """A frame is chosen late: its turn to be decoded comes `lead` before the running batch ends."""
+    model = SlowModel(0.3)
+    batcher = DeadlineBatcher(max_batch=4)
+    batcher.start()
+    try:
+        started = time.perf_counter()
+        await asyncio.wait_for(batcher.turn(0.05), 1)  # idle model: at once
+        assert time.perf_counter() - started < 0.05
+        await batcher.submit(item(model, 1))  # teaches the batcher a batch takes ~0.3 s
+        running = asyncio.create_task(batcher.submit(item(model, 2)))
+        await busy(model)
+        model.started.clear()
+        began = time.perf_counter()
+        await asyncio.wait_for(batcher.turn(0.1), 5)
+        waited = time.perf_counter() - began
+        assert running.done() is False  # the model is still busy ...
+        assert 0.1 <= waited <= 0.3  # ... and the turn came about 0.1 s before it frees up
+        await running
+    finally:
+        await batcher.stop()
+
+
 async def test_batcher_answers_late_frames_without_inference():
     model = SlowModel(0.15)
     for policy, expect_late in (("skip", True), ("infer", False)):
@@ -176,6 +199,34 @@ async def test_live_server_drops_stale_frames_and_answers_every_frame(tmp_path, 
     ok = [by_id[i] for i in sent if by_id[i].status is p.Status.OK]
     assert all(r.top_k[0].label == "green" for r in ok)
     assert all(r.top_k == () for r in results if r.status is p.Status.DROPPED_STALE)
+
+
+@pytest.mark.parametrize("choice", ["late", "early"])
+async def test_live_server_chooses_the_frame_when_the_model_frees_up(tmp_path, monkeypatch, choice):
+    """Stream A's worker is free while the model runs stream B's frame. Choosing late, A's frame is
+    picked when the model is about to be free, so a newer frame that arrives meanwhile replaces it;
+    choosing early (the old behaviour), the older one is taken at once and waits for the model."""
+    model = write_colour_model(tmp_path / "colour.onnx")
+    async with serving(model, max_batch=1, frame_choice=choice) as server:
+        started = slow_down(monkeypatch, server, 0.4)
+        settings = p.StreamSettings(budget_ms=10_000)
+        frame = {c: solid_jpeg(c, 320, 180) for c in ("red", "blue", "green")}
+        async with (
+            await RecognitionClient.connect(server.url, settings=settings) as a,
+            await RecognitionClient.connect(server.url, settings=settings) as b,
+        ):
+            await b.send_frame(frame["red"], width=320, height=180)
+            assert await asyncio.to_thread(started.wait, 10)  # B's frame is on the model now
+            older = await a.send_frame(frame["blue"], width=320, height=180)
+            await asyncio.sleep(0.1)
+            newer = await a.send_frame(frame["green"], width=320, height=180)
+            answers = {r.frame_id: r for r in [await a.recv(timeout=30) for _ in range(2)]}
+            await b.recv(timeout=30)
+    if choice == "late":
+        assert answers[older].status is p.Status.DROPPED_STALE
+        assert (answers[newer].status, answers[newer].top_k[0].label) == (p.Status.OK, "green")
+    else:
+        assert (answers[older].status, answers[older].top_k[0].label) == (p.Status.OK, "blue")
 
 
 async def test_live_server_answers_late_frames_without_inference(tmp_path, monkeypatch):
