@@ -12,6 +12,9 @@ PYTEST_ARGS ?=
 ifeq ($(GPU),1)
 SERVE_EXTRA := serve-gpu
 SERVE_OTHER_ORT := onnxruntime
+# onnxruntime-gpu's own extras name the CUDA and cuDNN wheels it was built against; vr-serve loads
+# them with onnxruntime.preload_dlls(). `vr-serve --self-test` says whether the GPU really runs.
+SERVE_GPU_LIBS := 'onnxruntime-gpu[cuda,cudnn]'
 else
 SERVE_EXTRA := serve
 SERVE_OTHER_ORT := onnxruntime-gpu
@@ -26,7 +29,7 @@ $(BIN)/python:
 $(VENV)/.installed-$(SERVE_EXTRA): pyproject.toml | $(BIN)/python
 	@# onnxruntime and onnxruntime-gpu overwrite each other: remove the other flavour first.
 	$(BIN)/python -m pip uninstall -y -q $(SERVE_OTHER_ORT) 2>/dev/null || true
-	$(BIN)/python -m pip install -q -e '.[$(SERVE_EXTRA)]'
+	$(BIN)/python -m pip install -q -e '.[$(SERVE_EXTRA)]' $(SERVE_GPU_LIBS)
 	rm -f $(VENV)/.installed-serve $(VENV)/.installed-serve-gpu
 	touch $@
 

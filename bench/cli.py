@@ -16,12 +16,16 @@ import dataclasses
 import importlib.util
 import json
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from vr_recognition.bench.errors import BenchError
 from vr_recognition.bench.frames import EncodedFrame, frames_from_folder, frames_from_sim
 from vr_recognition.bench.openloop import LoadConfig, run_load
+from vr_recognition.bench.peers.specs import DEFAULT_BATCH_WAIT_MS, MODES, PEERS, parse_modes, parse_peers
+from vr_recognition.bench.peers.table import peer_table
+from vr_recognition.bench.peers.venvs import DEFAULT_DIR, ENV_DIR
 from vr_recognition.bench.report import (
     describe,
     machine_info,
@@ -88,6 +92,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the naive server gets to work off its FIFO after the last send (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds stream phases and frame order")
+    parser.add_argument(
+        "--pacing",
+        choices=("precise", "sleep"),
+        default="precise",
+        help="precise: sleep, then spin the last fraction of a ms (default); sleep: plain asyncio sleeps",
+    )
+    peers = parser.add_argument_group("peers (docs/benchmarks.md, 'Peers')")
+    peers.add_argument(
+        "--peers",
+        help=f"also serve the same model with these servers and load them the same way: {','.join(PEERS)}",
+    )
+    peers.add_argument(
+        "--peer-modes",
+        default=",".join(MODES),
+        help="client modes for the peers (default: %(default)s)",
+    )
+    peers.add_argument(
+        "--peers-dir",
+        type=Path,
+        help=f"where the peers' venvs are cached (default: ${ENV_DIR} or {DEFAULT_DIR})",
+    )
+    peers.add_argument(
+        "--peer-batch-wait-ms",
+        type=float,
+        default=DEFAULT_BATCH_WAIT_MS,
+        help="the peers' batching window: Triton's max queue delay, LitServe's batch_timeout "
+        "(default: %(default)s)",
+    )
     return parser
 
 
@@ -115,6 +147,7 @@ class ServedModel:
     providers: str = "auto"
     threads: int | None = None
     why_missing: str | None = None
+    max_batch: int = 8
 
 
 def served_model(args: argparse.Namespace, server_args: list[str]) -> ServedModel:
@@ -123,14 +156,14 @@ def served_model(args: argparse.Namespace, server_args: list[str]) -> ServedMode
 
     served, _ = server_parser().parse_known_args(server_args)
     if args.model is not None:
-        return ServedModel(args.model, served.providers, served.threads)
+        return ServedModel(args.model, served.providers, served.threads, max_batch=served.max_batch)
     if not args.spawn:
         return ServedModel(None, why_missing="floor skipped: pass --model PATH (the file the server serves)")
     try:
         path = served.model if served.model is not None else find_default_model(served.models_dir)
     except SetupError as exc:
         return ServedModel(None, why_missing=f"floor skipped: {exc}")
-    return ServedModel(path, served.providers, served.threads)
+    return ServedModel(path, served.providers, served.threads, max_batch=served.max_batch)
 
 
 def load_frames(
@@ -165,15 +198,26 @@ def load_configs(
 
 
 def run_all(
-    configs: list[LoadConfig], url: str, frames: list[EncodedFrame], drain_s: float | None = None
+    configs: list[LoadConfig],
+    url: str,
+    frames: list[EncodedFrame],
+    drain_s: float | None = None,
+    precise: bool = True,
 ) -> list[tuple[Summary, object]]:
     """Each configuration in turn against the same server at `url`."""
-    results = []
-    for config in configs:
-        config = dataclasses.replace(config, url=url, drain_s=config.drain_s if drain_s is None else drain_s)
-        run = asyncio.run(run_load(config, frames))
-        results.append((summarize(run), run))
-    return results
+    return [run_one(config, url, frames, drain_s, precise) for config in configs]
+
+
+def run_one(
+    config: LoadConfig,
+    url: str,
+    frames: list[EncodedFrame],
+    drain_s: float | None = None,
+    precise: bool = True,
+) -> tuple[Summary, object]:
+    config = dataclasses.replace(config, url=url, drain_s=config.drain_s if drain_s is None else drain_s)
+    run = asyncio.run(run_load(config, frames, precise))
+    return summarize(run), run
 
 
 def series_label(report: dict, param: str) -> str:
@@ -192,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         param, values = parse_sweep(args.sweep, args)
         size = parse_size(args.size)
-    except ValueError as exc:  # the user's --sweep or --size text
+        args.peers = parse_peers(args.peers)
+        args.peer_modes = parse_modes(args.peer_modes)
+    except ValueError as exc:  # the user's --sweep, --size or --peers text
         parser.error(str(exc))
     if args.token and args.spawn and "--token" not in server_args:
         server_args += ["--token", args.token]
@@ -227,14 +273,22 @@ def run(
     print_err(f"vr-bench: {len(frames)} frames from {frames_source}, {args.size} q{args.quality}")
     model = served_model(args, server_args)
     configs = load_configs(args, args.url or "", param, values)
+    precise = args.pacing == "precise"
 
     with contextlib.ExitStack() as stack:
+        peers = stack.enter_context(start_peer_set(args, model)) if args.peers else None
         url = args.url
         if args.spawn:
             server = stack.enter_context(SpawnedServer.vr_serve(server_args))
             url = server.url
             print_err(f"vr-bench: spawned vr-serve at {url}")
-        ours = run_all(configs, url, frames)
+        if peers is None:
+            ours = run_all(configs, url, frames, precise=precise)
+            peer_sections = [peers_section_skipped(args) for _ in configs]
+        else:
+            ours, peer_sections = run_with_peers(
+                args, server_args, configs, url, frames, model, peers, precise
+            )
 
     baselines = measure_baselines(args, model, configs, frames, ours)
     plot_path = args.plot
@@ -257,7 +311,11 @@ def run(
                 baselines.notes + one_run.notes + (naive[1].notes if naive else []),
             )
         )
+        reports[-1]["config"]["pacing"] = one_run.pacing
+        reports[-1]["peers"] = peer_sections[index]
         print(describe(reports[-1]), flush=True)
+        if peer_sections[index]["rows"]:
+            print(peer_table(reports[-1]), flush=True)
     if param:
         print(sweep_table(param, reports), flush=True)
     if args.json:
@@ -265,6 +323,120 @@ def run(
     if plot_path:
         write_plot(plot_path, ours, reports, baselines, param)
     return 0
+
+
+@contextlib.contextmanager
+def start_peer_set(args: argparse.Namespace, model: ServedModel):
+    """The peers' venvs (made or cached) for the run; their servers are started by run_with_peers."""
+    from vr_recognition.bench.peers.run import prepare_peers
+
+    peers = prepare_peers(args.peers, args.peers_dir, print_err)
+    try:
+        yield peers
+    finally:
+        peers.stop()
+
+
+def peers_section_skipped(args: argparse.Namespace, why: str = "not asked for (--peers)") -> dict:
+    return {"asked": args.peers, "modes": args.peer_modes, "skipped": why, "order": [], "rows": [],
+            "venv_seconds": {}}  # fmt: skip
+
+
+def run_with_peers(args, server_args, configs, url, frames, model: ServedModel, peers, precise: bool):
+    """Per configuration, vr-serve and every peer in every mode, one after another on the same frames;
+    the order rotates from one configuration to the next, so slow drift of the machine falls on all."""
+    from vr_recognition.bench.peers.run import (
+        PeerSettings,
+        peer_settings_text,
+        row,
+        run_peer,
+        skipped_row,
+        write_frames_file,
+    )
+    from vr_recognition.bench.stats import top1_by_frame
+
+    if model.path is None:
+        why = f"peers skipped: they need the served model file ({model.why_missing})"
+        print_err(f"vr-bench: {why}")
+        return run_all(configs, url, frames, precise=precise), [
+            peers_section_skipped(args, why) for _ in configs
+        ]
+    settings = PeerSettings(
+        model.path, model.providers, model.threads, model.max_batch, args.peer_batch_wait_ms
+    )
+    ours, sections = [], []
+    with tempfile.TemporaryDirectory(prefix="vr-bench-frames-") as folder:
+        frames_file = write_frames_file(frames, Path(folder))
+        for index, config in enumerate(configs):
+            targets = [("vr-serve", None)] + [
+                (peer, mode) for peer in peers.peers for mode in args.peer_modes
+            ]
+            order = targets[index % len(targets) :] + targets[: index % len(targets)]
+            results: dict = {}
+            failures: dict = {}
+            for peer in peers.peers:
+                try:
+                    peer.start(settings, config.budget_ms)
+                except BenchError as exc:
+                    failures[peer.spec.name] = f"server failed to start: {str(exc)[-1500:]}"
+                    print_err(f"vr-bench: {peer.spec.name} {failures[peer.spec.name]}")
+            for target, mode in order:
+                if target == "vr-serve":
+                    results["vr-serve"] = run_one(config, url, frames, precise=precise)
+                    continue
+                name = target.spec.name
+                if name in failures or target.server is None:
+                    continue
+                print_err(f"vr-bench: {name} ({mode}), {config.streams} stream(s) x {config.fps:g} fps")
+                try:
+                    run = run_peer(target, mode, config, frames_file, precise)
+                except BenchError as exc:
+                    results[(name, mode)] = str(exc)
+                    print_err(f"vr-bench: {name} ({mode}) failed: {str(exc)[-800:]}")
+                    continue
+                results[(name, mode)] = (summarize(run), run)
+            ours.append(results["vr-serve"])
+            summary, our_run = results["vr-serve"]
+            reference = top1_by_frame(our_run, len(frames))
+            ours_settings = " ".join(server_args) or "vr-serve defaults"
+            rows = [row("vr-serve", "open-loop", "websocket (protocol v1)", ours_settings, summary, our_run,
+                        len(frames), None)]  # fmt: skip
+            for peer in peers.peers:
+                for mode in args.peer_modes:
+                    name = peer.spec.name
+                    got = results.get((name, mode), failures.get(name, "not run"))
+                    if isinstance(got, str):
+                        rows.append(skipped_row(name, mode, peer.spec.protocol, got))
+                    else:
+                        settings_text = peer_settings_text(
+                            peer.spec, peer.server.ready_line if peer.server else ""
+                        )
+                        summary_, run_ = got
+                        rows.append(
+                            row(
+                                name,
+                                mode,
+                                peer.spec.protocol,
+                                settings_text,
+                                summary_,
+                                run_,
+                                len(frames),
+                                reference,
+                            )
+                        )
+            for name, why in peers.skipped.items():
+                rows += [skipped_row(name, mode, PEERS[name].protocol, why) for mode in args.peer_modes]
+            sections.append(
+                {
+                    "asked": args.peers,
+                    "modes": args.peer_modes,
+                    "skipped": None,
+                    "order": [t if t == "vr-serve" else f"{t.spec.name} {m}" for t, m in order],
+                    "rows": rows,
+                    "venv_seconds": peers.venv_seconds,
+                }
+            )
+    return ours, sections
 
 
 def measure_baselines(

@@ -5,6 +5,9 @@ rate. So frame i of a stream is scheduled at t0 + phase + i/fps and sent as soon
 that, and its latency is measured from the *scheduled* time. A slow send (a busy event loop, a
 full socket) therefore counts against the server instead of silently thinning the load, which is
 the coordinated-omission mistake of closed-loop benchmarks.
+
+Sends are paced by bench/pacing.py (sleep, then spin the last fraction of a millisecond), so the
+generator's own lateness (`send_lag_ms`) stays near zero and is reported apart from the server's.
 """
 
 from __future__ import annotations
@@ -13,77 +16,22 @@ import asyncio
 import contextlib
 import random
 import time
-from dataclasses import dataclass, field
-
-import numpy as np
 
 from vr_recognition.bench.errors import BenchError
 from vr_recognition.bench.frames import EncodedFrame
+from vr_recognition.bench.pacing import Pacer
+from vr_recognition.bench.records import LoadConfig, LoadRun, StreamRecord, schedule
 from vr_recognition.server import protocol as p
 from vr_recognition.server.client import RecognitionClient, ServerRefused
 
-
-@dataclass
-class LoadConfig:
-    url: str
-    streams: int
-    fps: float
-    duration_s: float
-    budget_ms: float
-    warmup_s: float = 0.0  # sent but left out of the statistics
-    drain_s: float = 2.0  # after the last send, how long to wait for outstanding answers
-    token: str | None = None
-    seed: int = 0
-
-    @property
-    def warmup_frames(self) -> int:
-        return round(self.fps * self.warmup_s)
-
-    @property
-    def frames_per_stream(self) -> int:
-        """Warm-up frames, then exactly round(fps * duration) measured frames per stream."""
-        return self.warmup_frames + max(1, round(self.fps * self.duration_s))
-
-
-@dataclass
-class StreamRecord:
-    """What happened to each frame of one stream, indexed by frame id (times on time.monotonic())."""
-
-    scheduled: np.ndarray
-    sent: np.ndarray  # NaN: never sent (the connection failed first)
-    answered: np.ndarray  # NaN: no answer
-    status: list[str | None]
-    timings_ms: list[dict[str, float] | None]
-    failure: str | None = None
-
-    @classmethod
-    def empty(cls, scheduled: np.ndarray) -> StreamRecord:
-        n = len(scheduled)
-        return cls(scheduled, np.full(n, np.nan), np.full(n, np.nan), [None] * n, [None] * n)
-
-
-@dataclass
-class LoadRun:
-    config: LoadConfig
-    streams: list[StreamRecord]
-    measured_from: int  # frame ids below this were warm-up: sent, but left out of the statistics
-    provider: str = ""
-    model_name: str = ""
-    server_name: str = ""
-    notes: list[str] = field(default_factory=list)
-
-
-def schedule(t0: float, fps: float, count: int, phase: float) -> np.ndarray:
-    return t0 + phase + np.arange(count) / fps
+__all__ = ["LoadConfig", "LoadRun", "StreamRecord", "run_load", "schedule"]
 
 
 async def _send_on_schedule(client: RecognitionClient, frames: list[EncodedFrame], record: StreamRecord,
-                            first_frame: int) -> None:  # fmt: skip
+                            pacer: Pacer) -> None:  # fmt: skip
     for frame_id, when in enumerate(record.scheduled):
-        delay = when - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        frame = frames[(first_frame + frame_id) % len(frames)]
+        await pacer.sleep_until(float(when))
+        frame = frames[(record.first_frame + frame_id) % len(frames)]
         record.sent[frame_id] = time.monotonic()
         await client.send_frame(
             frame.jpeg,
@@ -104,8 +52,10 @@ async def _receive(client: RecognitionClient, record: StreamRecord, stop_at: lis
         except asyncio.TimeoutError:
             return
         now = time.monotonic()
+        label = None
         if isinstance(message, p.Result):
             frame_id, status, timings = message.frame_id, message.status.value, message.timings_ms
+            label = message.top_k[0].label if message.top_k else None
         elif isinstance(message, p.ErrorMessage) and message.frame_id is not None:
             frame_id, status, timings = message.frame_id, p.Status.ERROR.value, {}
         else:
@@ -114,15 +64,16 @@ async def _receive(client: RecognitionClient, record: StreamRecord, stop_at: lis
             record.answered[frame_id] = now
             record.status[frame_id] = status
             record.timings_ms[frame_id] = timings
+            record.labels[frame_id] = label
             outstanding -= 1
 
 
 async def _run_stream(client: RecognitionClient, frames: list[EncodedFrame], record: StreamRecord,
-                      first_frame: int, drain_s: float) -> None:  # fmt: skip
+                      drain_s: float, pacer: Pacer) -> None:  # fmt: skip
     stop_at: list[float] = []  # set once sending ends: the receiver then waits drain_s at most
     receiver = asyncio.create_task(_receive(client, record, stop_at))
     try:
-        await _send_on_schedule(client, frames, record, first_frame)
+        await _send_on_schedule(client, frames, record, pacer)
     except Exception as exc:  # the connection broke: keep what was measured, say why
         record.failure = f"sending stopped: {type(exc).__name__}: {exc}"
     stop_at.append(time.monotonic() + drain_s)
@@ -134,8 +85,11 @@ async def _run_stream(client: RecognitionClient, frames: list[EncodedFrame], rec
         record.failure = record.failure or f"receiving stopped: {type(exc).__name__}: {exc}"
 
 
-async def run_load(config: LoadConfig, frames: list[EncodedFrame]) -> LoadRun:
-    """Connect all streams, then send open-loop for warmup + duration and collect every answer."""
+async def run_load(config: LoadConfig, frames: list[EncodedFrame], precise: bool = True) -> LoadRun:
+    """Connect all streams, then send open-loop for warmup + duration and collect every answer.
+
+    `precise=False` paces with plain asyncio sleeps (for comparing the generator's own lag)."""
+    pacer = Pacer(precise)
     rng = random.Random(config.seed)
     settings = p.StreamSettings(top_k=1, budget_ms=config.budget_ms, fps=config.fps)
     clients = []
@@ -153,13 +107,17 @@ async def run_load(config: LoadConfig, frames: list[EncodedFrame]) -> LoadRun:
         # interval, as independent headsets would.
         t0 = time.monotonic() + 0.2
         interval = 1.0 / config.fps
-        records = [
-            StreamRecord.empty(schedule(t0, config.fps, config.frames_per_stream, rng.uniform(0, interval)))
-            for _ in clients
-        ]
+        records = []
+        for _ in clients:
+            phase = rng.uniform(0, interval)
+            records.append(
+                StreamRecord.empty(
+                    schedule(t0, config.fps, config.frames_per_stream, phase), rng.randrange(len(frames))
+                )
+            )
         await asyncio.gather(
             *(
-                _run_stream(client, frames, record, rng.randrange(len(frames)), config.drain_s)
+                _run_stream(client, frames, record, config.drain_s, pacer)
                 for client, record in zip(clients, records, strict=True)
             )
         )
@@ -176,4 +134,5 @@ async def run_load(config: LoadConfig, frames: list[EncodedFrame]) -> LoadRun:
         server_name=hello.server_name,
     )
     run.notes += [f"stream {i}: {r.failure}" for i, r in enumerate(records) if r.failure]
+    run.pacing = pacer.info()
     return run

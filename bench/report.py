@@ -130,11 +130,12 @@ def describe(report: dict) -> str:
         f"unanswered {frames['unanswered']}",
         f"  deadline miss rate {_percent(report['deadline_miss_rate'])}   answered {_fmt(fps['total'], 1)} "
         "fps total, per stream " + " ".join(_fmt(v, 1) for v in fps["per_stream"]),
-        f"  age ms      p50 {_fmt(age['p50'])}  p99 {_fmt(age['p99'])}   send lag ms p99 {_fmt(lag['p99'])}"
-        f"   throughput {_fmt(report['throughput_fps'], 1)} fps",
+        f"  age ms      p50 {_fmt(age['p50'])}  p99 {_fmt(age['p99'])}   send lag ms p50 "
+        f"{_fmt(lag['p50'], 3)}  p99 {_fmt(lag['p99'])}   throughput {_fmt(report['throughput_fps'], 1)} fps",
         f"  server ms   decode {_fmt(stage['decode'])}  queue {_fmt(stage['queue'])}  "
         f"infer {_fmt(stage['infer'])}  total {_fmt(stage['total_server'])}  "
-        f"(+ outside server {_fmt(stage['outside_server'])}; p50s)",
+        f"(+ outside server {_fmt(stage['outside_server'])}, of which the generator's send lag "
+        f"{_fmt(stage.get('send_lag'), 3)}; p50s)",
     ]
     floor, bare = report["floor_ms"], report["bare_model_ms"]
     if floor["p50"] is not None:

@@ -1,11 +1,13 @@
 """Start a server process for the run and stop it afterwards, so one command measures everything.
 
-Both vr-serve and the naive baseline server print "listening on ws://HOST:PORT" and then "ready:"
-once the model is warm; the URL is read from the first line and the run waits for the second.
+vr-serve, the naive baseline server and the peers (bench/peers/) print "listening on SCHEME://HOST:PORT"
+and then "ready:" once the model is warm; the URL is read from the first line and the run waits for
+the second.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -26,25 +28,38 @@ class SpawnedServer:
     """A server subprocess on a free loopback port; use as a context manager."""
 
     def __init__(
-        self, command: list[str], name: str, ready_timeout: float = 120.0, log_path: Path | None = None
+        self,
+        command: list[str],
+        name: str,
+        ready_timeout: float = 120.0,
+        log_path: Path | None = None,
+        env: dict[str, str] | None = None,
+        schemes: str = "wss?",
+        own_group: bool = False,
     ) -> None:
+        """`own_group`: start it as the leader of a new process group and stop the whole group, for
+        servers that start processes of their own (tritonserver, LitServe's workers)."""
         self.name = name
+        self.own_group = own_group
         # Closed in stop(), which every path reaches; a temporary log is deleted then, a given one kept.
         if log_path is None:
             self._log_file = tempfile.NamedTemporaryFile("w+", prefix=f"vr-bench-{name}-", suffix=".log")  # noqa: SIM115
         else:
             self._log_file = open(log_path, "w+")  # noqa: SIM115
         self._log_name = self._log_file.name
-        env = dict(os.environ)
+        env = {**os.environ, **(env or {})}
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
-            self.proc = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env)
+            self.proc = subprocess.Popen(
+                command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env, start_new_session=own_group
+            )
         except OSError as exc:  # e.g. --naive-python names no interpreter
             self._log_file.close()
             raise SpawnError(f"cannot start {name} ({command[0]}): {exc}") from None
         try:
-            self.url = self.wait_for(r"listening on (wss?://[\w.\-\[\]:]+:\d+)", ready_timeout).group(1)
-            self.wait_for(r"ready: ", ready_timeout)
+            pattern = rf"listening on ((?:{schemes})://[\w.\-\[\]:]+:\d+)"
+            self.url = self.wait_for(pattern, ready_timeout).group(1)
+            self.ready_line = self.wait_for(r"ready: ([^\n]*)", ready_timeout).group(1)
         except BaseException:
             self.stop()
             raise
@@ -77,14 +92,25 @@ class SpawnedServer:
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM (graceful: in-flight frames are answered), then wait; SIGKILL only if it hangs."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self._signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.own_group:  # whatever it started and left behind (its group id is its pid)
+            time.sleep(0.2)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         self._log_file.close()
         return self.proc.returncode
+
+    def _signal(self, sig: int) -> None:
+        if self.own_group:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
 
     def __enter__(self) -> SpawnedServer:
         return self

@@ -6,14 +6,17 @@ same frames. Percentiles use numpy's default (linear interpolation).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from vr_recognition.bench.openloop import LoadRun, StreamRecord
+from vr_recognition.bench.records import CLIENT_SKIPPED, LoadRun, StreamRecord
 
 PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
-COUNT_KEYS = ("scheduled", "sent", "answered", "dropped_stale", "late", "errors", "unanswered")
+COUNT_KEYS = (
+    "scheduled", "sent", "answered", "dropped_stale", "late", "errors", "unanswered", "client_skipped",
+)  # fmt: skip
 STAGES = ("receive", "decode", "queue", "infer", "post")
 
 
@@ -46,6 +49,8 @@ def _measured(record: StreamRecord, first: int) -> StreamRecord:
         record.status[first:],
         record.timings_ms[first:],
         record.failure,
+        record.first_frame + first,
+        record.labels[first:],
     )
 
 
@@ -69,10 +74,9 @@ def answer_age_ms(record: StreamRecord, first_tick: int) -> np.ndarray:
 
 def summarize(run: LoadRun) -> Summary:
     config = run.config
-    counts = dict.fromkeys(
-        ("scheduled", "sent", "answered", "dropped_stale", "late", "errors", "unanswered"), 0
-    )
+    counts = dict.fromkeys(COUNT_KEYS, 0)
     e2e_all, per_stream_ok, stage_values, outside, send_lag, ages = [], [], {}, [], [], []
+    from_sent, ok_lag = [], []
     within_budget = 0
     for full in run.streams:
         record = _measured(full, run.measured_from)
@@ -87,10 +91,13 @@ def summarize(run: LoadRun) -> Summary:
         counts["late"] += int(((statuses == "late") & sent).sum())
         counts["errors"] += int(((statuses == "error") & sent).sum())
         counts["unanswered"] += int((sent & (statuses == "")).sum())
+        counts["client_skipped"] += int((statuses == CLIENT_SKIPPED).sum())
         per_stream_ok.append(int(ok.sum()))
         e2e_all.append(latency_ms[ok])
         within_budget += int((latency_ms[ok] <= config.budget_ms).sum())
         send_lag.append((record.sent[sent] - record.scheduled[sent]) * 1000.0)
+        from_sent.append((record.answered[ok] - record.sent[ok]) * 1000.0)
+        ok_lag.append((record.sent[ok] - record.scheduled[ok]) * 1000.0)
         for index in np.flatnonzero(ok):
             timings = record.timings_ms[index] or {}
             for stage in (*STAGES, "total"):
@@ -110,9 +117,14 @@ def summarize(run: LoadRun) -> Summary:
     stage_ms = {stage: p50(stage_values.get(stage, [])) for stage in STAGES}
     stage_ms["total_server"] = p50(stage_values.get("total", []))
     stage_ms["outside_server"] = p50(outside)  # client + network + waiting to be sent, per frame
+    # the part of outside_server that is the load generator's own lateness (ok frames, p50)
+    stage_ms["send_lag"] = p50(list(np.concatenate(ok_lag))) if ok_lag else None
+    scheduled = counts["scheduled"]
     report = {
         "e2e_ms": percentiles(e2e),
-        "deadline_miss_rate": round(1.0 - within_budget / counts["sent"], 6) if counts["sent"] else None,
+        # over scheduled frames: one never sent (skipped by a one-in-flight client, or after a broken
+        # connection) is a frame the user did not get in time, as much as a dropped or late one
+        "deadline_miss_rate": round(1.0 - within_budget / scheduled, 6) if counts["sent"] else None,
         "frames": counts,
         "answered_fps": {
             "total": round(total_ok / duration, 3),
@@ -123,5 +135,29 @@ def summarize(run: LoadRun) -> Summary:
         "age_ms": percentiles(np.concatenate(ages) if ages else [], ("p50", "p99")),
         "stage_ms": stage_ms,
         "send_lag_ms": percentiles(np.concatenate(send_lag) if send_lag else [], ("p50", "p99")),
+        "e2e_from_sent_ms": percentiles(np.concatenate(from_sent) if from_sent else [], ("p50", "p99")),
     }
     return Summary(report, e2e)
+
+
+def top1_by_frame(run: LoadRun, distinct_frames: int) -> list[str | None]:
+    """For each distinct frame, the label most often answered for it (ok answers, warm-up included)."""
+    seen: list[Counter] = [Counter() for _ in range(distinct_frames)]
+    for record in run.streams:
+        for frame_id, (status, label) in enumerate(zip(record.status, record.labels, strict=True)):
+            if status == "ok" and label is not None:
+                seen[(record.first_frame + frame_id) % distinct_frames][label] += 1
+    return [counter.most_common(1)[0][0] if counter else None for counter in seen]
+
+
+def top1_agreement(run: LoadRun, reference: list[str | None]) -> float | None:
+    """Fraction of the run's ok answers whose label is the reference's for the same distinct frame
+    (frames the reference never answered are left out)."""
+    agree = total = 0
+    for record in run.streams:
+        for frame_id, (status, label) in enumerate(zip(record.status, record.labels, strict=True)):
+            expected = reference[(record.first_frame + frame_id) % len(reference)]
+            if status == "ok" and label is not None and expected is not None:
+                total += 1
+                agree += label == expected
+    return round(agree / total, 6) if total else None

@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--watch", action="store_true", help="hot-reload the model when its file changes")
     add("--log-format", choices=("text", "json"), default="text")
+    add(
+        "--self-test",
+        action="store_true",
+        help="check the install and the providers this host really runs, time the model, and exit "
+        "(non-zero when the provider asked for is not the one running)",
+    )
     add("--version", action="version", version=f"vr-serve {__version__}")
     return parser
 
@@ -221,6 +227,10 @@ async def serve_until_stopped(config: ServerConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.self_test:
+        from vr_recognition.server.doctor import self_test
+
+        return self_test(args, find_default_model)
     try:
         check_single_onnxruntime()
         model = args.model if args.model is not None else find_default_model(args.models_dir)

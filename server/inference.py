@@ -85,6 +85,8 @@ class InferenceModel:
         if not path.is_file():
             raise ModelFormatError(f"model file {path} does not exist")
         chosen = resolve_providers(providers)
+        if {"tensorrt", "cuda"} & set(chosen) and hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # the nvidia-* wheels of onnxruntime-gpu[cuda,cudnn]; missing ones are ignored
         cache_dir = cache_dir or Path(os.environ.get("VR_SERVE_CACHE", Path.home() / ".cache" / "vr-serve"))
         if "tensorrt" in chosen:
             cache_dir.mkdir(parents=True, exist_ok=True)

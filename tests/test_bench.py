@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import time
 
 import cv2
 import numpy as np
@@ -22,7 +23,9 @@ from tests.protocol_peer import running_peer
 from vr_recognition.bench import cli
 from vr_recognition.bench.frames import frames_from_folder
 from vr_recognition.bench.openloop import LoadConfig, LoadRun, StreamRecord, run_load
-from vr_recognition.bench.stats import answer_age_ms, summarize
+from vr_recognition.bench.pacing import Pacer
+from vr_recognition.bench.records import CLIENT_SKIPPED
+from vr_recognition.bench.stats import answer_age_ms, summarize, top1_agreement, top1_by_frame
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +86,11 @@ def check_report(report: dict, streams: int, fps: float, duration: float) -> Non
         assert report["stage_ms"][stage] is not None
         assert report["stage_ms"][stage] >= 0
     assert report["stage_ms"]["total_server"] <= e2e["max"]
+    # the generator's own lateness is reported apart: e2e from the send is e2e less the lag
+    assert frames["client_skipped"] == 0
+    assert report["stage_ms"]["send_lag"] is not None
+    assert 0 < report["e2e_from_sent_ms"]["p50"] <= e2e["p50"] + 1e-6
+    assert report["config"]["pacing"]["mode"] == "sleep+spin"
     config = report["config"]
     assert (config["streams"], config["fps"], config["duration_s"]) == (streams, fps, duration)
     assert config["budget_ms"] > 0
@@ -227,6 +235,7 @@ def test_statistics_on_a_hand_made_run():
     report = summarize(LoadRun(config=config, streams=[record], measured_from=0)).report
     assert report["frames"] == {
         "scheduled": 6, "sent": 6, "answered": 2, "dropped_stale": 1, "late": 1, "errors": 1, "unanswered": 1,
+        "client_skipped": 0,
     }  # fmt: skip
     assert report["e2e_ms"]["p50"] == pytest.approx(140.0)
     assert report["e2e_ms"]["max"] == pytest.approx(250.0)
@@ -241,3 +250,38 @@ def test_statistics_on_a_hand_made_run():
     ages = answer_age_ms(record, 0)
     assert ages == pytest.approx([100.0, 200.0, 300.0, 400.0, 300.0])
     assert not any(math.isnan(a) for a in ages)
+
+
+def test_frames_a_client_never_sent_are_misses_and_labels_are_tallied_per_distinct_frame():
+    """A one-in-flight client skips frames: they are not `sent`, count as `client_skipped` and as misses
+    (over scheduled frames), and the labels of the ok answers map back to the distinct frames."""
+    fps = 10.0
+    scheduled = np.arange(4) / fps
+    record = StreamRecord.empty(scheduled, first_frame=1)  # frame ids 0..3 carry distinct frames 1, 2, 0, 1
+    record.sent[[0, 3]] = scheduled[[0, 3]]
+    record.answered[[0, 3]] = scheduled[[0, 3]] + 0.02
+    record.status[:] = ["ok", CLIENT_SKIPPED, CLIENT_SKIPPED, "ok"]
+    record.labels[:] = ["green", None, None, "green"]
+    config = LoadConfig(url="", streams=1, fps=fps, duration_s=0.4, budget_ms=100.0)
+    run = LoadRun(config=config, streams=[record], measured_from=0)
+    report = summarize(run).report
+    assert report["frames"]["sent"] == 2
+    assert report["frames"]["client_skipped"] == 2
+    assert report["frames"]["scheduled"] == 4
+    assert report["deadline_miss_rate"] == pytest.approx(0.5)
+    assert top1_by_frame(run, 3) == [None, "green", None]
+    assert top1_agreement(run, [None, "green", None]) == 1.0
+    assert top1_agreement(run, [None, "red", None]) == 0.0
+
+
+async def test_the_pacer_never_sends_early_and_keeps_its_margin_bounded():
+    pacer = Pacer()
+    start = time.monotonic() + 0.01
+    for i in range(40):
+        deadline = start + i * 0.005
+        await pacer.sleep_until(deadline)
+        assert time.monotonic() >= deadline
+    assert 0.0003 <= pacer.margin_s <= 0.002
+    info = pacer.info()
+    assert info["mode"] == "sleep+spin"
+    assert info["spin_ms_per_send"] >= 0

@@ -1,0 +1,129 @@
+"""The Triton peer: PyTriton serving the .onnx through vr-serve's preprocessing and onnxruntime session.
+
+Runs inside the triton venv (bench/peers/venvs.py), started by vr-bench. Configured as Triton's
+model-configuration guide advises for a latency budget: the dynamic batcher with the model's maximum
+batch size, a short `max_queue_delay_microseconds`, and a default queue policy whose timeout is the
+frame budget with `timeout_action: REJECT`, so a request that waited past its budget is refused
+instead of computed for nobody. One model instance: the same onnxruntime threads as vr-serve.
+
+The model takes one JPEG per request (a BYTES tensor of shape [1]) and answers the top-1 label,
+its score and [decode_ms, infer_ms] for the request's batch, so vr-bench can show a stage split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MODEL_NAME = "vr"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def build_infer(model, top_label):
+    """The batched infer function PyTriton calls: decode each JPEG, one session run for the batch."""
+    from pytriton.decorators import batch
+
+    from vr_recognition.server.preprocess import preprocess_jpeg
+
+    contract = model.contract
+
+    @batch
+    def infer(jpeg: np.ndarray) -> dict[str, np.ndarray]:
+        start = time.perf_counter()
+        inputs = np.stack([preprocess_jpeg(bytes(item[0]), contract) for item in jpeg])
+        decoded = time.perf_counter()
+        probabilities = model.run(inputs)
+        done = time.perf_counter()
+        labels, scores = top_label(probabilities)
+        timings = np.array([[(decoded - start) * 1000.0, (done - decoded) * 1000.0]], np.float32)
+        return {
+            "label": np.array([[label.encode()] for label in labels], dtype=object),
+            "score": scores.reshape(-1, 1).astype(np.float32),
+            "timings_ms": np.repeat(timings, len(labels), axis=0),
+        }
+
+    return infer
+
+
+def top_labels(classes):
+    def top_label(probabilities: np.ndarray) -> tuple[list[str], np.ndarray]:
+        best = probabilities.argmax(axis=1)
+        return [classes[i] for i in best], probabilities[np.arange(len(best)), best]
+
+    return top_label
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--providers", default="auto")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--batch-wait-ms", type=float, default=1.0)
+    parser.add_argument("--budget-ms", type=float, required=True, help="queue timeout (REJECT after it)")
+    args = parser.parse_args(argv)
+
+    import pytriton
+    from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor, TimeoutAction
+    from pytriton.triton import Triton, TritonConfig
+
+    from vr_recognition.server.inference import InferenceModel
+
+    model = InferenceModel.load(args.model, args.providers, max(1, args.max_batch), args.threads)
+    grpc_port, http_port = free_port(), free_port()
+    config = TritonConfig(
+        grpc_address="127.0.0.1",
+        grpc_port=grpc_port,
+        http_address="127.0.0.1",
+        http_port=http_port,  # PyTriton itself checks readiness over HTTP
+        allow_metrics=False,
+        log_verbose=0,
+    )
+    batcher = DynamicBatcher(
+        max_queue_delay_microseconds=round(args.batch_wait_ms * 1000),
+        default_queue_policy=QueuePolicy(
+            timeout_action=TimeoutAction.REJECT,
+            default_timeout_microseconds=max(1, round(args.budget_ms * 1000)),
+            allow_timeout_override=True,
+        ),
+    )
+    with Triton(config=config) as triton:
+        triton.bind(
+            model_name=MODEL_NAME,
+            infer_func=build_infer(model, top_labels(model.contract.classes)),
+            inputs=[Tensor(name="jpeg", dtype=bytes, shape=(1,))],
+            outputs=[
+                Tensor(name="label", dtype=bytes, shape=(1,)),
+                Tensor(name="score", dtype=np.float32, shape=(1,)),
+                Tensor(name="timings_ms", dtype=np.float32, shape=(2,)),
+            ],
+            config=ModelConfig(max_batch_size=max(1, args.max_batch), batcher=batcher),
+            strict=True,
+        )
+        print(f"listening on grpc://127.0.0.1:{grpc_port}", flush=True)
+        triton.run()
+        version = getattr(pytriton, "__version__", "?")
+        print(
+            f"ready: {model.contract.name} on {model.provider} (pytriton {version}, max batch "
+            f"{args.max_batch}, queue delay {args.batch_wait_ms:g} ms, REJECT after {args.budget_ms:.1f} ms)",
+            flush=True,
+        )
+        # vr-bench stops peers with SIGTERM: let serve() see it as Ctrl-C and stop tritonserver cleanly
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        triton.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
