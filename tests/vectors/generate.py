@@ -1,8 +1,9 @@
 """Write the golden vectors: wire bytes plus, beside each, the decoding every client must produce.
 
 Run `python tests/vectors/generate.py` only when the protocol really changes; the committed files are
-the contract, and tests (Python here, C# in unity_client) check them byte for byte. Each vector is
-`NAME.bin` (a binary frame) or `NAME.txt` (a JSON text message) with `NAME.json` beside it:
+the contract, and tests (Python here, C# in unity_client, C++ in unreal_client, JavaScript in
+web_client) check them byte for byte. Each vector is `NAME.bin` (a binary frame) or `NAME.txt` (a
+JSON text message) with `NAME.json` beside it:
 
 - {"kind": "frame", "expect": {...}}: decodes to these fields; if "encodes_back" is true, encoding
   those fields gives exactly the .bin bytes;

@@ -1,0 +1,10 @@
+// Stub of RHICommandList.h.
+#pragma once
+
+class FRHICommandList
+{
+};
+
+class FRHICommandListImmediate : public FRHICommandList
+{
+};
