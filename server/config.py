@@ -24,7 +24,7 @@ class ServerConfig:
     max_batch: int = 8
     batch_wait_ms: float = 0.0
     late_policy: str = "skip"
-    frame_choice: str = "early"  # one of FRAME_CHOICES; "late" is measured in docs/benchmarks.md
+    frame_choice: str = "late"  # one of FRAME_CHOICES; measured against "early" in docs/benchmarks.md
     providers: str = "auto"
     threads: int | None = None
     decode_threads: int = 2
