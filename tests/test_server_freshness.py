@@ -231,7 +231,9 @@ async def test_live_server_chooses_the_frame_when_the_model_frees_up(tmp_path, m
 
 async def test_live_server_answers_late_frames_without_inference(tmp_path, monkeypatch):
     model = write_colour_model(tmp_path / "colour.onnx")
-    async with serving(model, max_batch=8) as server:
+    # Early choice: both waiting frames are decoded while the hog's frame runs, and meet in the queue
+    # (choosing late, they are decoded one by one as the model frees up and rarely meet).
+    async with serving(model, max_batch=8, frame_choice="early") as server:
         model_running = slow_down(monkeypatch, server, 0.3)
         tight = p.StreamSettings(budget_ms=1.0)  # unmeetable: every frame waiting for the model is late
         patient = p.StreamSettings(budget_ms=10_000)
