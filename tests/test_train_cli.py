@@ -3,7 +3,10 @@ and a programming error is never dressed up as a user error."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,8 @@ from vr_recognition.training.errors import (
     TrainVrError,
     WeightsUnavailable,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_config_field_is_an_option_whose_default_is_the_field_default():
@@ -81,3 +86,22 @@ def test_missing_files_are_user_errors(tmp_path, capsys):
         f"train-vr: {missing}: checkpoint not found",
         f"train-vr: {tmp_path / 'never-ran' / 'last.pt'}: checkpoint not found",
     ]
+
+
+def test_help_of_every_subcommand_works_without_torch():
+    """A serving host has no torch; `train-vr --help` and each subcommand's help must still print."""
+    script = (
+        "import sys; sys.modules['torch'] = None  # any import of torch now fails\n"
+        "from vr_recognition.training.cli import main\n"
+        "for argv in ([], ['export'], ['quantize'], ['evaluate'], ['prune']):\n"
+        "    try:\n"
+        "        main([*argv, '--help'])\n"
+        "    except SystemExit as done:\n"
+        "        assert done.code == 0, argv\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("train-vr quantize", "train-vr evaluate", "train-vr prune", "--allow-accuracy-drop"):
+        assert name in done.stdout

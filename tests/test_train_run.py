@@ -163,6 +163,7 @@ def test_metadata_round_trips_through_the_model_contract(exported, trained_run):
     assert contract.name == "tiny"
     assert contract.arch == "resnet18"
     assert contract.version == contract.created
+    assert (contract.precision, contract.derived) == ("float32", {})
     assert contract.val_accuracy == pytest.approx(checkpoint.val_accuracy)
     assert contract.dataset["train"]["total"] == 18
     parity = contract.training["parity"]
@@ -183,6 +184,8 @@ def test_fp16_export_passes_parity(trained_run, tmp_path):
     assert main(["export", "--checkpoint", str(trained_run / "best.pt"), "--out", str(path), "--fp16"]) == 0
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert session.get_outputs()[0].type == "tensor(float16)"
+    contract = ModelContract.from_metadata(session.get_modelmeta().custom_metadata_map)
+    assert contract.precision == "float16"
     parity = json.loads(path.with_suffix(".parity.json").read_text())
     assert parity["onnx_dtype"] == "float16"
     assert parity["top1_agreement"] >= 0.995

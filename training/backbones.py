@@ -167,3 +167,35 @@ def _load_matching(backbone: Backbone, state: dict[str, torch.Tensor], require_b
             f"another shape, e.g. {missing[:3]}"
         )
     backbone.module.load_state_dict(usable, strict=False)
+
+
+def resize_to_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Replace each Conv2d, BatchNorm2d and Linear whose weight in `state` has another shape by a fresh
+    one of that shape (same kernel, stride, padding, groups rule): how a pruned network, whose channel
+    counts are only written in its tensors, is rebuilt from its checkpoint before the weights load."""
+    for name, child in list(module.named_modules()):
+        weight = state.get(f"{name}.weight")
+        if weight is None or getattr(child, "weight", None) is None or child.weight.shape == weight.shape:
+            continue
+        if isinstance(child, nn.Conv2d):
+            depthwise = child.groups > 1 and child.groups == child.in_channels == child.out_channels
+            if child.groups > 1 and not depthwise:
+                raise WeightsUnavailable(f"{name}: cannot rebuild a grouped convolution of another shape")
+            replacement: nn.Module = nn.Conv2d(
+                weight.shape[0] if depthwise else weight.shape[1],
+                weight.shape[0],
+                child.kernel_size,
+                stride=child.stride,
+                padding=child.padding,
+                dilation=child.dilation,
+                groups=weight.shape[0] if depthwise else 1,
+                bias=child.bias is not None,
+                padding_mode=child.padding_mode,
+            )
+        elif isinstance(child, nn.BatchNorm2d):
+            replacement = nn.BatchNorm2d(weight.shape[0], eps=child.eps, momentum=child.momentum)
+        elif isinstance(child, nn.Linear):
+            replacement = nn.Linear(weight.shape[1], weight.shape[0], bias=child.bias is not None)
+        else:
+            raise WeightsUnavailable(f"{name}: a {type(child).__name__} of another shape cannot be rebuilt")
+        module.set_submodule(name, replacement)

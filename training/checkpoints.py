@@ -54,6 +54,9 @@ class Checkpoint:
     val_accuracy: float | None
     model: dict[str, torch.Tensor]  # ServingModel.state_dict()
     resume: ResumeState | None = None
+    # Set by `train-vr prune`: the source, ratio and the source's accuracy. The channel counts differ from
+    # the arch's, so the network is rebuilt from the tensors' shapes (backbones.resize_to_state).
+    pruning: dict[str, Any] | None = None
 
     @property
     def arch(self) -> str:
@@ -86,6 +89,8 @@ class Checkpoint:
             "epoch": self.epoch,
             "val_accuracy": self.val_accuracy,
         }
+        if self.pruning is not None:
+            payload["pruning"] = self.pruning
         if self.resume is not None:
             # Not dataclasses.asdict: that would deep-copy every optimizer tensor.
             resume = {f.name: getattr(self.resume, f.name) for f in fields(ResumeState)}
@@ -125,6 +130,7 @@ class Checkpoint:
             val_accuracy=payload.get("val_accuracy"),
             model=payload["model"],
             resume=resume,
+            pruning=payload.get("pruning"),
         )
 
 

@@ -4,6 +4,12 @@ serving host without torch.
     train-vr --data DIR --arch resnet18 --weights imagenet|none|PATH --epochs N --out runs/NAME \
         [--export X.onnx]
     train-vr export --checkpoint runs/NAME/best.pt --out exported_models/NAME.onnx [--fp16] [--opset 18]
+    train-vr quantize --model IN.onnx --calibration DATA --out OUT.onnx [--allow-accuracy-drop]
+    train-vr evaluate --model M.onnx --data DATA [--json OUT.json]
+    train-vr prune (--checkpoint runs/NAME/best.pt | --model M.onnx --data DATA) --ratio R --epochs N \
+        --out runs/NAME-pruned [--export X.onnx] [--allow-accuracy-drop]
+
+`quantize` and `evaluate` never import torch (they run on a serving host with onnxruntime alone).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from vr_recognition.training.config import TRAIN_DEFAULTS, TrainConfig
@@ -40,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="train-vr",
         description="Fine-tune an image classifier on captured VR frames and export a self-describing "
         "ONNX model for vr-serve (docs/training.md, docs/model-format.md). "
-        "`train-vr export --help` for exporting a checkpoint.",
+        "Subcommands (each has --help): export, quantize, evaluate, prune.",
     )
     parser.add_argument("--data", help="dataset: capture sessions (docs/capture-format.md) or ImageFolder")
     parser.add_argument("--out", help="run folder, e.g. runs/NAME (best.pt, last.pt, metrics.json, plots)")
@@ -122,6 +129,99 @@ def build_export_parser() -> argparse.ArgumentParser:
     _option(parser, "--opset", type=int)
     _option(parser, "--name", help="model name in the metadata (default: the run's)")
     parser.add_argument("--parity-data", help="dataset folder, if it moved since training")
+    _allow_drop(parser, "a pruned checkpoint's export")
+    return parser
+
+
+def _allow_drop(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--allow-accuracy-drop",
+        action="store_true",
+        help=f"write {what} even when it loses more than 1 pp of validation accuracy (serving path)",
+    )
+
+
+def _split_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        help="val share where the data has no fixed split (default: the model's)",
+    )
+    parser.add_argument("--seed", type=int, help="split seed (default: the model's)")
+
+
+def build_quantize_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train-vr quantize",
+        description="Static INT8 quantization (onnxruntime QDQ, per-channel weights) of a float32 model, "
+        "calibrated on training frames taken through the serving path; refused when it loses more than "
+        "1 pp of validation accuracy. No torch needed.",
+    )
+    parser.add_argument("--model", required=True, help="float32 .onnx exported by train-vr")
+    parser.add_argument(
+        "--calibration",
+        required=True,
+        help="dataset: calibration on its train split, "
+        "accuracy on its val split (capture sessions or ImageFolder, as --data)",
+    )
+    parser.add_argument("--out", required=True, help="the int8 .onnx to write")
+    parser.add_argument("--frames", type=int, default=256, help="calibration frames (default: %(default)s)")
+    parser.add_argument(
+        "--method",
+        default="minmax",
+        choices=["minmax", "percentile", "entropy"],
+        help="activation range calibration (default: %(default)s)",
+    )
+    parser.add_argument("--name", default="", help="model name in the metadata (default: the source's)")
+    _split_options(parser)
+    _allow_drop(parser, "the int8 model")
+    return parser
+
+
+def build_evaluate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train-vr evaluate",
+        description="Top-1 accuracy, per-class precision/recall/F1 and confusion matrix of an .onnx model, "
+        "every frame through the serving path (wire frame, server preprocessing, onnxruntime). No torch.",
+    )
+    parser.add_argument("--model", required=True, help=".onnx file with the vr-recognition contract")
+    parser.add_argument("--data", required=True, help="dataset (capture sessions or ImageFolder)")
+    parser.add_argument("--split", default="val", choices=["val", "train", "all"])
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    _split_options(parser)
+    return parser
+
+
+def build_prune_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train-vr prune",
+        description="Structured channel pruning (torch-pruning) of a trained model, then recovery "
+        "fine-tuning; writes a run folder like training does, and with --export a model that is refused "
+        "when it loses more than 1 pp of validation accuracy against the source.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="train-vr checkpoint, e.g. runs/NAME/best.pt")
+    source.add_argument("--model", help="float32 .onnx exported by train-vr (needs --data)")
+    parser.add_argument("--data", help="dataset (default: the checkpoint's training data)")
+    parser.add_argument("--ratio", type=float, required=True, help="share of channels to remove, e.g. 0.3")
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="recovery fine-tuning epochs (default: %(default)s)"
+    )
+    parser.add_argument("--out", required=True, help="run folder, e.g. runs/NAME-pruned")
+    parser.add_argument(
+        "--lr", type=float, default=0.01, help="fine-tuning learning rate, cosine to 0 (default: %(default)s)"
+    )
+    parser.add_argument("--batch-size", type=int, help="default: the source's")
+    parser.add_argument(
+        "--round-to",
+        type=int,
+        default=8,
+        help="keep channel counts multiples of this (SIMD-friendly; default: %(default)s)",
+    )
+    parser.add_argument("--name", default="", help="model name in the metadata (default: the source's)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--export", help="also export the pruned model to this .onnx path")
+    _allow_drop(parser, "the pruned model")
     return parser
 
 
@@ -131,21 +231,85 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{**values, "data": args.data or ""})
 
 
+def run_export(argv: list[str]) -> None:
+    args = build_export_parser().parse_args(argv)
+    from vr_recognition.training.export import export_checkpoint
+
+    export_checkpoint(
+        args.checkpoint,
+        args.out,
+        fp16=args.export_fp16,
+        opset=args.opset,
+        name=args.name,
+        parity_data=args.parity_data,
+        allow_accuracy_drop=args.allow_accuracy_drop,
+    )
+
+
+def run_quantize(argv: list[str]) -> None:
+    args = build_quantize_parser().parse_args(argv)
+    from vr_recognition.training.quantize import quantize_model
+
+    quantize_model(
+        args.model,
+        args.calibration,
+        args.out,
+        frames=args.frames,
+        method=args.method,
+        name=args.name,
+        allow_accuracy_drop=args.allow_accuracy_drop,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+    )
+
+
+def run_evaluate(argv: list[str]) -> None:
+    args = build_evaluate_parser().parse_args(argv)
+    from vr_recognition.training.evaluate import describe, evaluate_model
+    from vr_recognition.training.reports import write_json_atomic
+
+    evaluation = evaluate_model(
+        args.model, args.data, split=args.split, val_fraction=args.val_fraction, seed=args.seed
+    )
+    print(describe(evaluation), flush=True)
+    if args.json:
+        write_json_atomic(evaluation.to_json(), Path(args.json))
+
+
+def run_prune(argv: list[str]) -> None:
+    parser = build_prune_parser()
+    args = parser.parse_args(argv)
+    if args.model and not args.data:
+        parser.error("--model needs --data (the dataset the model was trained on)")
+    from vr_recognition.training.prune import PruneSettings, prune
+
+    prune(
+        PruneSettings(
+            checkpoint=args.checkpoint or "",
+            model=args.model or "",
+            data=args.data or "",
+            out=args.out,
+            ratio=args.ratio,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            round_to=args.round_to,
+            name=args.name,
+            device=args.device,
+            export=args.export or "",
+            allow_accuracy_drop=args.allow_accuracy_drop,
+        )
+    )
+
+
+SUBCOMMANDS = {"export": run_export, "quantize": run_quantize, "evaluate": run_evaluate, "prune": run_prune}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        if argv[:1] == ["export"]:
-            args = build_export_parser().parse_args(argv[1:])
-            from vr_recognition.training.export import export_checkpoint
-
-            export_checkpoint(
-                args.checkpoint,
-                args.out,
-                fp16=args.export_fp16,
-                opset=args.opset,
-                name=args.name,
-                parity_data=args.parity_data,
-            )
+        if argv[:1] and argv[0] in SUBCOMMANDS:
+            SUBCOMMANDS[argv[0]](argv[1:])
             return 0
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +68,16 @@ class DatasetIndex:
             "val": {"total": len(self.val), "per_class": counts(self.val)},
             "skipped": {"count": len(self.skipped), "files": [vars(s) for s in self.skipped]},
         }
+
+
+def evenly_spread(samples: Sequence[Sample], count: int) -> list[Sample]:
+    """At most `count` samples, spread evenly over `samples`. A split is sorted by path, so an even spread
+    covers every class of an ImageFolder and the whole length of a capture session, where the first
+    `count` would be one class or one moment (used for calibration and batch-norm statistics)."""
+    if len(samples) <= count:
+        return list(samples)
+    step = len(samples) / count
+    return [samples[int(i * step)] for i in range(count)]
 
 
 def read_jpeg_bytes(path: Path) -> bytes:

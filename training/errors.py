@@ -9,7 +9,11 @@ traceback. Pure Python, no torch: the CLI imports this before it knows whether t
     ├── RunExistsError      --out already holds a run and --resume was not given
     ├── CheckpointError     a checkpoint file is missing, not train-vr's, or from a newer train-vr
     ├── WeightsUnavailable  the starting weights are not on this machine or do not fit the arch
-    └── ExportError         the exported graph does not behave like the checkpoint
+    ├── ExportError         the exported graph does not behave like the checkpoint
+    ├── ModelFileError      an .onnx file given to train-vr is missing, not a vr-recognition model, or not
+    │                       the precision the command works on
+    └── AccuracyDropError   a smaller or faster variant (int8, pruned) loses more validation accuracy than
+                            allowed, and --allow-accuracy-drop was not given
 """
 
 from __future__ import annotations
@@ -44,3 +48,13 @@ class WeightsUnavailable(TrainVrError):
 
 class ExportError(TrainVrError):
     """The exported graph does not behave like the checkpoint, or cannot be written as one file."""
+
+
+class ModelFileError(TrainVrError):
+    """An .onnx file given to train-vr is missing, is not a vr-recognition model (no contract in its
+    metadata), or is not the precision the command works on (e.g. quantizing an int8 file again)."""
+
+
+class AccuracyDropError(TrainVrError):
+    """A variant (int8, pruned) loses more validation accuracy than allowed; nothing was written.
+    The message gives both accuracies; --allow-accuracy-drop writes the variant anyway."""

@@ -9,6 +9,10 @@ export fails instead of shipping a model that serves differently from how it val
 export_model works from what the trainer holds in memory (the model with best.pt's weights, its
 Checkpoint record, the decoded validation frames); export_checkpoint (`train-vr export`) rebuilds those
 three from a checkpoint file and its dataset.
+
+A pruned checkpoint (`train-vr prune`) exports like any other, parity check included, and then passes
+the accuracy gate: the written file's validation accuracy through the serving path may be at most 1 pp
+below the source model's, unless allow_accuracy_drop; its `vr.derived` records the pruning.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import os
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +29,13 @@ import numpy as np
 import torch
 
 from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract
-from vr_recognition.training.backbones import build_backbone
+from vr_recognition.training.backbones import Backbone, build_backbone, resize_to_state
 from vr_recognition.training.checkpoints import Checkpoint, load_checkpoint
 from vr_recognition.training.config import TRAIN_DEFAULTS
 from vr_recognition.training.data_sources import index_dataset
 from vr_recognition.training.errors import DatasetError, ExportError
+from vr_recognition.training.evaluate import AccuracyCheck, enforce, evaluate_model
+from vr_recognition.training.model_files import save_model
 from vr_recognition.training.model_inputs import contract_for, serving_inputs
 from vr_recognition.training.serving_model import ServingModel
 
@@ -38,11 +45,22 @@ PARITY_BATCH = 32
 DEFAULT_OPSET: int = TRAIN_DEFAULTS["opset"]
 
 
-def model_from_checkpoint(checkpoint: Checkpoint) -> ServingModel:
+def network_from_checkpoint(checkpoint: Checkpoint) -> tuple[Backbone, ServingModel]:
+    """The checkpoint's network with its weights, in eval mode; a pruned one is rebuilt to the channel
+    counts its tensors have (backbones.resize_to_state)."""
     backbone = build_backbone(checkpoint.arch, len(checkpoint.classes), weights="none")
+    if checkpoint.pruning is not None:
+        prefix = "backbone."
+        state = {k.removeprefix(prefix): v for k, v in checkpoint.model.items() if k.startswith(prefix)}
+        resize_to_state(backbone.module, state)
+    backbone.mean, backbone.std = checkpoint.mean, checkpoint.std
     model = ServingModel(backbone.module, checkpoint.mean, checkpoint.std)
     model.load_state_dict(checkpoint.model)
-    return model.eval()
+    return backbone, model.eval()
+
+
+def model_from_checkpoint(checkpoint: Checkpoint) -> ServingModel:
+    return network_from_checkpoint(checkpoint)[1]
 
 
 def parity_frames(checkpoint: Checkpoint, data: str | None, limit: int) -> tuple[np.ndarray, str]:
@@ -162,6 +180,7 @@ def model_contract(
         created=created,
         val_accuracy=checkpoint.val_accuracy,
         dataset=checkpoint.dataset,
+        precision="float16" if fp16 else "float32",
         training={
             "config": {k: v for k, v in config.to_json().items() if k not in ("data", "out")},
             "weights": checkpoint.weights,
@@ -176,17 +195,27 @@ def model_contract(
 
 def write_onnx(proto, contract: ModelContract, out: Path) -> None:
     """One file (no external data), checked by onnx.checker before it replaces `out`."""
-    import onnx
-
     strip_stack_traces(proto)
-    del proto.metadata_props[:]
-    for key, value in contract.to_metadata().items():
-        proto.metadata_props.add(key=key, value=value)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp")
-    onnx.save_model(proto, temporary, save_as_external_data=False)
-    onnx.checker.check_model(str(temporary))
-    os.replace(temporary, out)
+    save_model(proto, contract, out)
+
+
+def gate_pruned(
+    proto, contract: ModelContract, checkpoint: Checkpoint, data_root: str, allow_drop: bool, out: Path
+) -> ModelContract:
+    """The pruned model's contract with `vr.derived` (pruning record + accuracy before and after), after
+    the gate: the graph is written to a scratch file and evaluated through the serving path on the
+    validation split; AccuracyDropError (nothing written) when it loses more than 1 pp."""
+    pruning = dict(checkpoint.pruning or {})
+    source = pruning.pop("source_accuracy")
+    config = checkpoint.config
+    with tempfile.TemporaryDirectory(prefix="train-vr-export-") as work:
+        scratch = Path(work) / out.name
+        write_onnx(proto, contract, scratch)
+        evaluation = evaluate_model(scratch, data_root, val_fraction=config.val_fraction, seed=config.seed)
+    check = AccuracyCheck("pruned", source["accuracy"], evaluation.accuracy, evaluation.frames)
+    enforce(check, allow_drop, out)
+    accuracy = {"data": Path(data_root).name, "split": "val", **check.to_json(), "source_measured": source}
+    return replace(contract, derived={**pruning, "accuracy": accuracy})
 
 
 def export_model(
@@ -200,20 +229,26 @@ def export_model(
     name: str = "",
     data_root: str = "",
     parity_limit: int = MAX_PARITY_FRAMES,
+    allow_accuracy_drop: bool = False,
 ) -> dict[str, Any]:
     """Write `out` (.onnx) and `out` with .parity.json; returns the parity figures.
 
     `model` holds `checkpoint`'s weights (it is copied, not changed); `frames` are its validation frames
     through the serving preprocessing, uint8 [N, H, W, 3], of which the first `parity_limit` are used;
-    `data_root` is the folder they came from (default: the training data).
+    `data_root` is the folder they came from (default: the training data). A pruned checkpoint also
+    passes the accuracy gate (gate_pruned) unless `allow_accuracy_drop`.
     """
     out = Path(out)
+    data_root = data_root or checkpoint.config.data
     reference, exported = inference_copies(model, fp16)
     proto = to_onnx(exported, checkpoint.img_size, opset)
     parity = check_parity(reference, proto, frames[:parity_limit], fp16, out)
-    write_onnx(proto, model_contract(checkpoint, name, fp16, opset, parity), out)
+    contract = model_contract(checkpoint, name, fp16, opset, parity)
+    if checkpoint.pruning is not None:
+        contract = gate_pruned(proto, contract, checkpoint, data_root, allow_accuracy_drop, out)
+    write_onnx(proto, contract, out)
     parity_path = out.with_suffix(".parity.json")
-    data_name = Path(data_root or checkpoint.config.data).name
+    data_name = Path(data_root).name
     parity_path.write_text(json.dumps({"model": out.name, "data": data_name, **parity}, indent=2) + "\n")
     size_mb = out.stat().st_size / 1e6
     print(f"wrote {out} ({size_mb:.1f} MB, one file) and {parity_path.name}", flush=True)
@@ -229,6 +264,7 @@ def export_checkpoint(
     name: str = "",
     parity_data: str | None = None,
     parity_limit: int = MAX_PARITY_FRAMES,
+    allow_accuracy_drop: bool = False,
 ) -> dict[str, Any]:
     """`train-vr export`: export_model from a checkpoint file alone. The parity frames are decoded from
     the training data (or `parity_data`, if it moved), split as in training."""
@@ -244,4 +280,5 @@ def export_checkpoint(
         name=name,
         data_root=data_root,
         parity_limit=parity_limit,
+        allow_accuracy_drop=allow_accuracy_drop,
     )

@@ -74,6 +74,7 @@ class Run:
     use_amp: bool
     val_images: torch.Tensor | None  # uint8 [N, H, W, 3] as vr-serve feeds them; rank 0 only
     val_labels: torch.Tensor | None
+    pruning: dict[str, Any] | None = None  # what `train-vr prune` did; stored in every checkpoint
 
 
 def _no_best_yet() -> dict[str, Any]:
@@ -145,15 +146,18 @@ def resume_or_start(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Che
     checkpoint = load_checkpoint(last)
     if checkpoint.resume is None:
         raise CheckpointError(f"{last}: holds weights only, nothing to resume from")
+    if checkpoint.pruning is not None:
+        raise CheckpointError(f"{last}: a pruning run cannot be resumed; run train-vr prune again")
     runtime = {name: getattr(config, name) for name in TrainConfig.RUNTIME_FIELDS}
     return replace(checkpoint.config, **runtime), checkpoint
 
 
 def build_model(
-    config: TrainConfig, num_classes: int, device: torch.device
+    config: TrainConfig, num_classes: int, device: torch.device, backbone: Backbone | None = None
 ) -> tuple[Backbone, tuple[str, ...], ServingModel, L2SP]:
-    """(backbone, frozen prefixes, serving model on `device`, L2-SP term); seed the torch RNG first."""
-    backbone = build_backbone(config.arch, num_classes, config.weights)
+    """(backbone, frozen prefixes, serving model on `device`, L2-SP term); seed the torch RNG first.
+    `backbone`: an already built network to train instead of config.arch with config.weights (prune)."""
+    backbone = backbone or build_backbone(config.arch, num_classes, config.weights)
     frozen = apply_freeze(backbone, config.freeze)
     model = ServingModel(backbone.module, backbone.mean, backbone.std).to(device)
     if device.type == "cuda":
@@ -226,15 +230,22 @@ def restore(
 
 
 def build_run(
-    config: TrainConfig, out: Path, device: torch.device, world: World, resumed: Checkpoint | None
+    config: TrainConfig,
+    out: Path,
+    device: torch.device,
+    world: World,
+    resumed: Checkpoint | None,
+    backbone: Backbone | None = None,
+    pruning: dict[str, Any] | None = None,
 ) -> tuple[Run, Progress]:
     """Everything the epochs need, in the order that makes a resumed run match an uninterrupted one:
-    the seeded model first, then data and recipe, then last.pt's states (RNG included) on top."""
+    the seeded model first, then data and recipe, then last.pt's states (RNG included) on top.
+    `backbone` and `pruning`: a pruned network to fine-tune, and the record of its pruning."""
     index = index_dataset(config.data, config.val_fraction, config.seed)
     _say(world, describe_dataset(index))
     on_gpu = device.type == "cuda"
     torch.manual_seed(config.seed)
-    backbone, frozen, model, l2sp = build_model(config, len(index.classes), device)
+    backbone, frozen, model, l2sp = build_model(config, len(index.classes), device, backbone)
     dataset, sampler, loader = load_data(config, index, world, on_gpu)
     use_amp = on_gpu and config.amp
     optimizer, scheduler, scaler = build_recipe(config, backbone, max(1, len(loader)), use_amp)
@@ -272,6 +283,7 @@ def build_run(
         use_amp=use_amp,
         val_images=val_images,
         val_labels=val_labels,
+        pruning=pruning,
     )
     return run, progress
 
@@ -366,6 +378,7 @@ def checkpoint_of(run: Run, epoch: int, val_accuracy: float | None) -> Checkpoin
         epoch=epoch,
         val_accuracy=val_accuracy,
         model=run.model.state_dict(),
+        pruning=run.pruning,
     )
 
 
@@ -414,22 +427,30 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         out = Path(config.out)
         config, resumed = resume_or_start(config, resume)
         run, progress = build_run(config, out, device, world, resumed)
-        for epochs_this_run, epoch in enumerate(range(progress.epoch, config.epochs), start=1):
-            started = time.perf_counter()
-            totals = train_one_epoch(run, epoch)
-            row, improved = validate_epoch(run, progress, epoch, totals, started)
-            progress.record(row, improved)
-            if world.is_main:
-                save_epoch(run, progress, row, improved)
-            if config.patience and progress.stale_epochs >= config.patience:
-                _say(world, f"early stop: no better val accuracy for {config.patience} epoch(s)")
-                break
-            if config.stop_after_epochs and epochs_this_run >= config.stop_after_epochs:
-                _say(world, f"stopping after {epochs_this_run} epoch(s) as asked; continue with --resume")
-                return {}
-        return final_report(run, progress) if world.is_main else {}
+        finished = run_epochs(run, progress)
+        return final_report(run, progress) if finished and world.is_main else {}
     finally:
         shutdown(world)
+
+
+def run_epochs(run: Run, progress: Progress) -> bool:
+    """The epochs from progress.epoch on: train, validate, save. False when --stop-after-epochs ended
+    this invocation before the run was finished (the final report then waits for --resume)."""
+    config, world = run.config, run.world
+    for epochs_this_run, epoch in enumerate(range(progress.epoch, config.epochs), start=1):
+        started = time.perf_counter()
+        totals = train_one_epoch(run, epoch)
+        row, improved = validate_epoch(run, progress, epoch, totals, started)
+        progress.record(row, improved)
+        if world.is_main:
+            save_epoch(run, progress, row, improved)
+        if config.patience and progress.stale_epochs >= config.patience:
+            _say(world, f"early stop: no better val accuracy for {config.patience} epoch(s)")
+            break
+        if config.stop_after_epochs and epochs_this_run >= config.stop_after_epochs:
+            _say(world, f"stopping after {epochs_this_run} epoch(s) as asked; continue with --resume")
+            return False
+    return True
 
 
 # --- the end of a run -------------------------------------------------------------------------------
