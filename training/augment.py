@@ -30,6 +30,7 @@ class StreamAugmentation:
     crop_scale: tuple[float, float] = (0.35, 1.0)  # area fraction of the centred square
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: bool = True
+    frame_mapping: str = "centre_crop"  # crops come from the region serving classifies
 
     def __call__(self, jpeg: bytes, rng: np.random.Generator) -> np.ndarray:
         """JPEG bytes -> uint8 img_size x img_size x 3 RGB, augmented."""
@@ -56,20 +57,28 @@ class StreamAugmentation:
         return np.clip(image, 0, 255).astype(np.uint8)
 
     def _random_resized_crop(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A random box inside the centred square (what serving's centre crop sees, plus a margin)."""
+        """A random box inside the region serving classifies, resized to the square input: the centred
+        square (centre_crop), or the whole frame, whose shape the resize then distorts as serving's
+        stretch does (stretch)."""
         height, width = rgb.shape[:2]
-        side = min(height, width)
-        top0, left0 = (height - side) // 2, (width - side) // 2
+        if self.frame_mapping == "stretch":
+            region_h, region_w = height, width
+        else:
+            region_h = region_w = min(height, width)
+        top0, left0 = (height - region_h) // 2, (width - region_w) // 2
         for _ in range(10):
-            area = side * side * rng.uniform(*self.crop_scale)
+            scale = rng.uniform(*self.crop_scale)
             ratio = math.exp(rng.uniform(math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])))
-            box_w, box_h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
-            if 0 < box_w <= side and 0 < box_h <= side:
+            box_w, box_h = (
+                round(region_w * math.sqrt(scale * ratio)),
+                round(region_h * math.sqrt(scale / ratio)),
+            )
+            if 0 < box_w <= region_w and 0 < box_h <= region_h:
                 break
         else:
-            box_w = box_h = side
-        top = top0 + int(rng.integers(0, side - box_h + 1))
-        left = left0 + int(rng.integers(0, side - box_w + 1))
+            box_w, box_h = region_w, region_h
+        top = top0 + int(rng.integers(0, region_h - box_h + 1))
+        left = left0 + int(rng.integers(0, region_w - box_w + 1))
         return resize(rgb[top : top + box_h, left : left + box_w], self.img_size, self.img_size)
 
 

@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="shorter side before the centre crop (default size*256/224)",
     )
+    _option(
+        parser,
+        "--frame-mapping",
+        choices=("centre_crop", "stretch"),
+        help="how a frame of any shape becomes the square input, in training and serving alike: "
+        "centre_crop (keep the centre) or stretch (the whole frame, shapes distorted)",
+    )
     _option(parser, "--val-fraction", type=float, help="val share where the data has no fixed split")
     _option(parser, "--seed", type=int)
     _option(parser, "--name", help="model name in the ONNX metadata (default: the run folder name)")

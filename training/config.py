@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
+from vr_recognition.server.model_format import FRAME_MAPPINGS
 from vr_recognition.training.errors import ConfigError
 
 # The serving default: resize the shorter side to 256 and centre-crop 224 (ratio 0.875).
@@ -25,6 +26,9 @@ class TrainConfig:
     batch_size: int = 32
     img_size: int = 224
     resize_shorter: int = 0  # 0: round(img_size * 256 / 224)
+    # How a frame of any shape becomes the square input, in training, validation and serving alike
+    # (the exported contract's vr.frame_mapping): centre_crop | stretch.
+    frame_mapping: str = "centre_crop"
     val_fraction: float = 0.2
     seed: int = 0
     name: str = ""  # model name in the ONNX metadata; default: the run folder's name
@@ -67,6 +71,8 @@ class TrainConfig:
         self.crop_scale = tuple(self.crop_scale)  # type: ignore[assignment]
         if self.resize_shorter < self.img_size:
             raise ConfigError("--resize-shorter must be >= --img-size")
+        if self.frame_mapping not in FRAME_MAPPINGS:
+            raise ConfigError(f"--frame-mapping must be one of {', '.join(FRAME_MAPPINGS)}")
         for name in ("epochs", "batch_size", "img_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")

@@ -75,7 +75,12 @@ def parity_frames(checkpoint: Checkpoint, data: str | None, limit: int) -> tuple
             f"the parity check needs the validation frames: {error}. "
             "Pass --parity-data DIR if the data moved."
         ) from None
-    contract = contract_for(checkpoint.classes, checkpoint.img_size, checkpoint.resize_shorter)
+    contract = contract_for(
+        checkpoint.classes,
+        checkpoint.img_size,
+        checkpoint.resize_shorter,
+        frame_mapping=checkpoint.config.frame_mapping,
+    )
     images, _ = serving_inputs(index.val[:limit], contract)
     return images.numpy(), str(root)
 
@@ -174,6 +179,7 @@ def model_contract(
         input_height=checkpoint.img_size,
         input_width=checkpoint.img_size,
         resize_shorter=checkpoint.resize_shorter,
+        frame_mapping=config.frame_mapping,
         mean=checkpoint.mean,
         std=checkpoint.std,
         arch=checkpoint.arch,

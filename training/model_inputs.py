@@ -49,7 +49,11 @@ def serving_inputs(samples: list[Sample], contract: ModelContract) -> tuple[torc
 
 
 def contract_for(
-    classes: tuple[str, ...], img_size: int, resize_shorter: int, name: str = "train-vr"
+    classes: tuple[str, ...],
+    img_size: int,
+    resize_shorter: int,
+    name: str = "train-vr",
+    frame_mapping: str = "centre_crop",
 ) -> ModelContract:
     """The serving geometry of a model being trained (used for validation preprocessing)."""
     return ModelContract(
@@ -59,4 +63,5 @@ def contract_for(
         input_height=img_size,
         input_width=img_size,
         resize_shorter=resize_shorter,
+        frame_mapping=frame_mapping,
     )

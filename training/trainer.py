@@ -180,6 +180,7 @@ def load_data(
             colour_jitter=config.colour_jitter,
             crop_scale=config.crop_scale,
             flip=config.flip,
+            frame_mapping=config.frame_mapping,
         ),
         config.seed,
     )
@@ -261,7 +262,9 @@ def build_run(
     val_images = val_labels = None
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        contract = contract_for(index.classes, config.img_size, config.resize_shorter)
+        contract = contract_for(
+            index.classes, config.img_size, config.resize_shorter, frame_mapping=config.frame_mapping
+        )
         val_images, val_labels = serving_inputs(index.val, contract)
     run = Run(
         config=config,
