@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 
 from vr_recognition.bench.errors import BenchError
 from vr_recognition.bench.frames import EncodedFrame
 from vr_recognition.bench.pacing import Pacer
-from vr_recognition.bench.records import LoadConfig, LoadRun, StreamRecord, schedule
+from vr_recognition.bench.records import LoadConfig, LoadRun, StreamRecord, schedule, stream_records
 from vr_recognition.server import protocol as p
 from vr_recognition.server.client import RecognitionClient, ServerRefused
 
@@ -90,7 +89,6 @@ async def run_load(config: LoadConfig, frames: list[EncodedFrame], precise: bool
 
     `precise=False` paces with plain asyncio sleeps (for comparing the generator's own lag)."""
     pacer = Pacer(precise)
-    rng = random.Random(config.seed)
     settings = p.StreamSettings(top_k=1, budget_ms=config.budget_ms, fps=config.fps)
     clients = []
     try:
@@ -103,18 +101,7 @@ async def run_load(config: LoadConfig, frames: list[EncodedFrame], precise: bool
                 raise BenchError(f"cannot connect to {config.url}: {type(exc).__name__}: {exc}") from None
             clients.append(client)
         hello = clients[0].server_hello
-        # Start shortly after everyone is connected; each stream gets its own phase within a frame
-        # interval, as independent headsets would.
-        t0 = time.monotonic() + 0.2
-        interval = 1.0 / config.fps
-        records = []
-        for _ in clients:
-            phase = rng.uniform(0, interval)
-            records.append(
-                StreamRecord.empty(
-                    schedule(t0, config.fps, config.frames_per_stream, phase), rng.randrange(len(frames))
-                )
-            )
+        records = stream_records(config, len(clients), len(frames))  # from now, everyone connected
         await asyncio.gather(
             *(
                 _run_stream(client, frames, record, config.drain_s, pacer)

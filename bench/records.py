@@ -8,6 +8,8 @@ Times are on `time.monotonic()`, which is one clock for every process of the mac
 from __future__ import annotations
 
 import math
+import random
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -110,6 +112,24 @@ class LoadRun:
 
 def schedule(t0: float, fps: float, count: int, phase: float) -> np.ndarray:
     return t0 + phase + np.arange(count) / fps
+
+
+def stream_records(config: LoadConfig, streams: int, distinct_frames: int) -> list[StreamRecord]:
+    """The schedules of `streams` open-loop streams starting shortly from now: each stream its own phase
+    within a frame interval and its own first frame, as independent headsets would, drawn from
+    config.seed so that vr-serve and every peer get exactly the same load."""
+    rng = random.Random(config.seed)
+    t0 = time.monotonic() + 0.2
+    interval = 1.0 / config.fps
+    records = []
+    for _ in range(streams):
+        phase = rng.uniform(0, interval)
+        records.append(
+            StreamRecord.empty(
+                schedule(t0, config.fps, config.frames_per_stream, phase), rng.randrange(distinct_frames)
+            )
+        )
+    return records
 
 
 def config_to_json(config: LoadConfig) -> dict:

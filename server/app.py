@@ -129,14 +129,6 @@ class RecognitionServer:
         assert self._server is not None
         return self._server.sockets[0].getsockname()[1]
 
-    @property
-    def healthy(self) -> bool:
-        return self.model is not None and not self._shutting_down
-
-    @property
-    def stream_count(self) -> int:
-        return len(self._streams)
-
     def state(self) -> ServerState:
         return ServerState(self._shutting_down, self.models.info, len(self._streams))
 

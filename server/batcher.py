@@ -148,9 +148,7 @@ class DeadlineBatcher:
             self._running_since = None
             self._changed.set()
         infer_s = time.perf_counter() - start
-        self._infer_estimate_s = (
-            0.8 * self._infer_estimate_s + 0.2 * infer_s if self._infer_estimate_s else infer_s
-        )
+        self._infer_estimate_s = moving_average(self._infer_estimate_s, infer_s)
         if self._on_batch is not None:
             self._on_batch(len(run), infer_s)
         for index, item in enumerate(run):
@@ -192,6 +190,11 @@ class DeadlineBatcher:
         for item in batch:
             self._queue.remove(item)
         return batch
+
+
+def moving_average(previous: float, sample: float) -> float:
+    """Exponential moving average of a duration (weight 0.2 to the newest); the first sample as is."""
+    return 0.8 * previous + 0.2 * sample if previous else sample
 
 
 def _resolve(item: BatchItem, outcome: BatchOutcome) -> None:

@@ -29,13 +29,7 @@ class LatestSlot(Generic[T]):
 
     async def take(self) -> T | None:
         """Wait for an item and remove it; None once the mailbox is closed and empty."""
-        while self._item is None:
-            if self._closed:
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        item, self._item = self._item, None
-        return item
+        return self.take_nowait() if await self.ready() else None
 
     async def ready(self) -> bool:
         """Wait until an item waits (True) or the mailbox is closed and empty (False); takes nothing,

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from vr_recognition.server import protocol as p
-from vr_recognition.server.batcher import BatchItem, DeadlineBatcher
+from vr_recognition.server.batcher import BatchItem, DeadlineBatcher, moving_average
 from vr_recognition.server.inference import InferenceModel
 from vr_recognition.server.preprocess import preprocess_frame
 from vr_recognition.server.session import PendingFrame, Processed, Session
@@ -68,9 +68,7 @@ class FramePipeline:
                 settings.gaze_crop_scale,
             )  # fmt: skip
             timings["decode"] = decoded = time.perf_counter() - taken
-            self._decode_estimate_s = (
-                0.8 * self._decode_estimate_s + 0.2 * decoded if self._decode_estimate_s else decoded
-            )
+            self._decode_estimate_s = moving_average(self._decode_estimate_s, decoded)
             outcome = await self.batcher.submit(BatchItem(tensor, pending.deadline, model))
         except p.ProtocolError as exc:
             error = p.ErrorInfo(exc.code.value, exc.message)

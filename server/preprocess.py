@@ -42,7 +42,6 @@ __all__ = [
     "needed_shorter_side",
     "preprocess_frame",
     "preprocess_jpeg",
-    "resize_and_crop",
     "to_model_input",
 ]
 
@@ -87,11 +86,6 @@ def to_model_input(rgb: np.ndarray, contract: ModelContract) -> np.ndarray:
     """A whole decoded frame to the H x W input, as the model's frame mapping says."""
     if contract.frame_mapping == "stretch":
         return np.ascontiguousarray(resize(rgb, contract.input_width, contract.input_height))
-    return resize_and_centre_crop(rgb, contract.resize_shorter, contract.input_width, contract.input_height)
-
-
-def resize_and_crop(rgb: np.ndarray, contract: ModelContract) -> np.ndarray:
-    """Resize so the shorter side is contract.resize_shorter, then take the centred input-size crop."""
     return resize_and_centre_crop(rgb, contract.resize_shorter, contract.input_width, contract.input_height)
 
 

@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.server_helpers import COLOURS_BGR, solid_jpeg
+from tests.onnx_models import write_colour_model
+from tests.server_helpers import COLOURS_BGR, ServerProcess, solid_jpeg
 from vr_recognition.bench.spawn import SpawnedServer
 from vr_recognition.server import protocol as p
 
@@ -191,3 +192,51 @@ def server_decodes(cases: list[tuple[str, bytes]]) -> list[str]:
 def write_cases(cases: list[tuple[str, bytes]], path: Path) -> Path:
     path.write_text("".join(f"{kind} {data.hex() or '-'}\n" for kind, data in cases))
     return path
+
+
+def check_decodes_like_the_server(program: list[str], tmp_path: Path) -> list[str]:
+    """Run a client's decoder (`program` + the cases file) over damaged messages made from the vectors
+    and assert it names, for the same bytes, what the server's codec names; returns the server's
+    answers."""
+    cases = mutated_messages()
+    proc = subprocess.run(
+        [*program, str(write_cases(cases, tmp_path / "cases.txt"))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = [
+        line.removeprefix("decoded: ") for line in proc.stdout.splitlines() if line.startswith("decoded: ")
+    ]
+    want = server_decodes(cases)
+    assert len(got) == len(want)
+    differ = [(kind, data[:120], w, g) for (kind, data), w, g in zip(cases, want, got, strict=True) if w != g]
+    assert not differ, differ[:10]
+    return want
+
+
+@contextlib.contextmanager
+def close_test_servers(
+    tmp: Path, token: str, *, keepalive_s: float, fast_args: tuple[str, ...] = ()
+) -> Iterator[dict[str, SpawnedServer]]:
+    """The four servers a client package's live tests need, on the colour model:
+    "fast" (token required), "slow" (30 ms per frame), "limits" (one stream, 128 KiB messages: 4013 at
+    hello, 1009) and "fault" (pongs raise: 1011; a client not reading misses the keepalive: 1008; the
+    test's SIGTERM: 1001). Those that hold a hello back on purpose get a long hello timeout, so that a
+    slow machine does not turn the hold into 1008."""
+    model = write_colour_model(tmp / "colour.onnx")
+    common = ["--model", str(model), "--threads", "1"]
+    held = ["--hello-timeout", "60"]
+    starts = {
+        "fast": lambda: ServerProcess([*common, "--token", token, *fast_args], tmp / "fast.log"),
+        "slow": lambda: ServerProcess(
+            [*common, "--max-batch", "1"], tmp / "slow.log", seconds_per_batch=0.03
+        ),
+        "limits": lambda: ServerProcess(
+            [*common, *held, "--max-streams", "1", "--max-message-mb", "0.125"], tmp / "limits.log"
+        ),
+        "fault": lambda: faulty_server([*common, *held, "--keepalive", str(keepalive_s)], tmp / "fault.log"),
+    }
+    with running(starts) as started:
+        yield started

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -30,10 +29,13 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.client_harness import (
+    close_test_servers,
+    closes_received,
+    documented_closes,
+)
 from tests.debian import require_debian_package
-from tests.onnx_models import write_colour_model
-from tests.server_helpers import COLOURS_BGR, ServerProcess, solid_jpeg
-from vr_recognition.bench.spawn import SpawnedServer
+from tests.server_helpers import COLOURS_BGR, solid_jpeg
 from vr_recognition.server import protocol as p
 from vr_recognition.training.capture_format import read_session
 
@@ -42,39 +44,6 @@ PACKAGE = ROOT / "unity_client"
 VECTORS = ROOT / "tests" / "vectors"
 TOKEN = "unity-test-token"
 MCS = ["-langversion:7.2", "-nologo", "-r:System.dll", "-r:System.Core.dll"]
-
-# vr-serve with one injected fault: answering a ping raises inside the connection handler, which the server
-# must turn into close 1011 `internal_error`. No client message causes an internal error by itself, so this
-# is the only way to show the C# client that close.
-FAULTY_VR_SERVE = """
-import sys
-from vr_recognition.server import cli, protocol
-
-encode = protocol.encode_server_message
-
-
-def encode_or_fail(message):
-    if isinstance(message, protocol.Pong):
-        raise RuntimeError("injected fault: the server fails while answering a ping")
-    return encode(message)
-
-
-protocol.encode_server_message = encode_or_fail
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
-def documented_closes() -> set[tuple[int, str]]:
-    """(code, reason) for every close the server makes, from the table in docs/protocol.md 5.2."""
-    text = (ROOT / "docs" / "protocol.md").read_text()
-    section = text[text.index("### 5.2 Close codes") : text.index("### 5.3")]
-    pairs = {
-        (int(code), reason)
-        for code, cell in re.findall(r"^\|\s*(\d{4})\s*\|([^|]*)\|", section, re.MULTILINE)
-        for reason in re.findall(r"`(\w+)`", cell)
-    }
-    assert len(pairs) >= 9, section
-    return pairs
 
 
 def sources(*folders: str) -> list[str]:
@@ -135,37 +104,9 @@ def test_unity_scripts_compile_against_stubs(mono, tmp_path):
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("unity-servers")
-    model = write_colour_model(tmp / "colour.onnx")
-    common = ["--model", str(model), "--threads", "1"]
     # The fast server keeps the default hello timeout (10 s), which the C# client's 1008 check waits out.
-    # The others hold hellos back on purpose (a proxy in CloseTests.cs): a long timeout keeps a slow
-    # machine from turning those holds into 1008.
-    held = ["--hello-timeout", "60"]
-    starts = {
-        "fast": lambda: ServerProcess([*common, "--token", TOKEN], tmp / "fast.log"),
-        "slow": lambda: ServerProcess(
-            [*common, "--max-batch", "1"], tmp / "slow.log", seconds_per_batch=0.03
-        ),
-        # one stream at most, and messages up to 128 KiB: 4013 at hello, 1009
-        "limits": lambda: ServerProcess(
-            [*common, *held, "--max-streams", "1", "--max-message-mb", "0.125"], tmp / "limits.log"
-        ),
-        # pongs raise (1011); a client not reading misses the 4 s keepalive (1008); SIGTERM by the test (1001)
-        "fault": lambda: SpawnedServer(
-            [sys.executable, "-c", FAULTY_VR_SERVE, "--port", "0", *common, *held, "--keepalive", "4"],
-            "vr-serve (fault)",
-            log_path=tmp / "fault.log",
-        ),
-    }
-    started = {}
-    try:
-        for name, start in starts.items():
-            started[name] = start()
+    with close_test_servers(tmp_path_factory.mktemp("unity-servers"), TOKEN, keepalive_s=4) as started:
         yield started
-    finally:
-        for server in started.values():
-            server.stop()
 
 
 def test_core_against_vectors_and_live_servers(mono, servers, tmp_path):
@@ -204,10 +145,7 @@ def test_core_against_vectors_and_live_servers(mono, servers, tmp_path):
         assert name in passed, report
 
     # Every close code the server defines reached the C# client under Mono, each with a documented reason.
-    received = {
-        (int(code), reason)
-        for code, reason in re.findall(r"^close received: (\d+) (\S+)", proc.stdout, re.MULTILINE)
-    }
+    received = closes_received(proc.stdout)
     documented = documented_closes()
     assert received == documented, f"missed: {documented - received}; undocumented: {received - documented}"
     sent_by_server = {int(code) for code in p.CloseCode if code != p.CloseCode.NORMAL}

@@ -33,21 +33,16 @@ import pytest
 from tests.client_harness import (
     ROOT,
     VECTORS,
+    check_decodes_like_the_server,
+    close_test_servers,
     closes_received,
     documented_closes,
     ensure_debian_file,
-    faulty_server,
-    mutated_messages,
     require_debian_file,
-    running,
-    server_decodes,
     vector_stems,
-    write_cases,
     write_colour_frames,
 )
 from tests.debian import require_debian_package
-from tests.onnx_models import write_colour_model
-from tests.server_helpers import ServerProcess
 
 PLUGIN = ROOT / "unreal_client"
 MODULE = PLUGIN / "Source" / "VrRecognition"
@@ -258,21 +253,7 @@ def test_core_units_and_golden_vectors(core_program):
 def test_core_names_the_same_error_as_the_server(core_program, tmp_path):
     """Thousands of damaged frames and client messages made from the vectors: the core reports, for the
     same bytes, what the server's codec reports (error code, and for frames the frame id)."""
-    cases = mutated_messages()
-    proc = subprocess.run(
-        [str(core_program), "--decode-cases", str(write_cases(cases, tmp_path / "cases.txt"))],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    got = [
-        line.removeprefix("decoded: ") for line in proc.stdout.splitlines() if line.startswith("decoded: ")
-    ]
-    want = server_decodes(cases)
-    assert len(got) == len(want)
-    differ = [(kind, data[:120], w, g) for (kind, data), w, g in zip(cases, want, got, strict=True) if w != g]
-    assert not differ, differ[:10]
+    want = check_decodes_like_the_server([str(core_program), "--decode-cases"], tmp_path)
     assert len({w.split()[0] for w in want}) >= 10, "the cases reach most error codes"
 
 
@@ -372,25 +353,10 @@ def live_program(builds, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("unreal-servers")
-    model = write_colour_model(tmp / "colour.onnx")
-    common = ["--model", str(model), "--threads", "1"]
-    # The servers that hold a hello back on purpose get a long hello timeout, so that a slow machine does
-    # not turn the hold into 1008; the fast one a short one, for the client that never says hello.
-    held = ["--hello-timeout", "60"]
-    starts = {
-        "fast": lambda: ServerProcess([*common, "--token", TOKEN, "--hello-timeout", "3"], tmp / "fast.log"),
-        "slow": lambda: ServerProcess(
-            [*common, "--max-batch", "1"], tmp / "slow.log", seconds_per_batch=0.03
-        ),
-        # one stream at most, messages up to 128 KiB: 4013 at hello, 1009
-        "limits": lambda: ServerProcess(
-            [*common, *held, "--max-streams", "1", "--max-message-mb", "0.125"], tmp / "limits.log"
-        ),
-        # pongs raise (1011); a client not reading misses the 2 s keepalive (1008); SIGTERM at the end (1001)
-        "fault": lambda: faulty_server([*common, *held, "--keepalive", "2"], tmp / "fault.log"),
-    }
-    with running(starts) as started:
+    # The fast server's short hello timeout is for the client that never says hello (1008).
+    with close_test_servers(
+        tmp_path_factory.mktemp("unreal-servers"), TOKEN, keepalive_s=2, fast_args=("--hello-timeout", "3")
+    ) as started:
         yield started
 
 

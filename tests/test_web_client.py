@@ -30,14 +30,12 @@ import pytest
 from tests.client_harness import (
     ROOT,
     VECTORS,
+    check_decodes_like_the_server,
     documented_closes,
     faulty_server,
     free_port,
-    mutated_messages,
     running,
-    server_decodes,
     vector_stems,
-    write_cases,
 )
 from tests.debian import require_debian_package
 from tests.headless_chromium import Chromium, static_server
@@ -99,21 +97,7 @@ def test_codec_against_golden_vectors_in_node(node):
 def test_codec_names_the_same_error_as_the_server(node, tmp_path):
     """Thousands of damaged frames and client messages made from the vectors: the codec reports, for the
     same bytes, what the server's codec reports (error code, and for frames the frame id)."""
-    cases = mutated_messages()
-    proc = subprocess.run(
-        [node, str(PACKAGE / "test" / "decode-cases.js"), str(write_cases(cases, tmp_path / "cases.txt"))],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    got = [
-        line.removeprefix("decoded: ") for line in proc.stdout.splitlines() if line.startswith("decoded: ")
-    ]
-    want = server_decodes(cases)
-    assert len(got) == len(want)
-    differ = [(kind, data[:120], w, g) for (kind, data), w, g in zip(cases, want, got, strict=True) if w != g]
-    assert not differ, differ[:10]
+    check_decodes_like_the_server([node, str(PACKAGE / "test" / "decode-cases.js")], tmp_path)
 
 
 # --- in the browser --------------------------------------------------------------------------------

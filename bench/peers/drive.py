@@ -20,7 +20,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import random
 import struct
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from vr_recognition.bench.pacing import Pacer
 from vr_recognition.bench.peers.specs import ONE_IN_FLIGHT, OPEN_LOOP
-from vr_recognition.bench.records import CLIENT_SKIPPED, LoadConfig, StreamRecord, schedule
+from vr_recognition.bench.records import CLIENT_SKIPPED, LoadConfig, StreamRecord, stream_records
 
 MODEL_NAME = "vr"  # bench/peers/triton_server.py binds this name
 
@@ -194,18 +193,7 @@ async def drive(job: dict) -> dict:
         callers = [HttpCaller(job["url"], bodies) for _ in range(config.streams)]
     for caller in callers:
         await caller.start()
-    # vr-bench's schedule (bench/openloop.py draws the same way): per stream a phase, then a first frame
-    rng = random.Random(config.seed)
-    t0 = time.monotonic() + 0.2
-    interval = 1.0 / config.fps
-    records = []
-    for _ in callers:
-        phase = rng.uniform(0, interval)
-        records.append(
-            StreamRecord.empty(
-                schedule(t0, config.fps, config.frames_per_stream, phase), rng.randrange(len(frames))
-            )
-        )
+    records = stream_records(config, len(callers), len(frames))  # the very schedule vr-serve gets
     pacer = Pacer(job.get("precise", True))
     seen: dict = {}
     try:

@@ -12,9 +12,7 @@ A request is JSON `{"image": BASE64_JPEG}` (the image example of LitServe's docs
 
 from __future__ import annotations
 
-import argparse
 import base64
-import socket
 import sys
 import threading
 import time
@@ -23,6 +21,8 @@ from pathlib import Path
 
 import litserve as ls
 import numpy as np
+
+from vr_recognition.bench.peers.serving import free_port, parse_args
 
 
 class RecognitionAPI(ls.LitAPI):
@@ -83,12 +83,6 @@ class RecognitionAPI(ls.LitAPI):
         }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def announce_when_healthy(port: int, line: str, timeout_s: float = 300.0) -> None:
     """Print the ready line once LitServe's /health says its workers are set up."""
     deadline = time.monotonic() + timeout_s
@@ -104,14 +98,7 @@ def announce_when_healthy(port: int, line: str, timeout_s: float = 300.0) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--providers", default="auto")
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--max-batch", type=int, default=8)
-    parser.add_argument("--batch-wait-ms", type=float, default=1.0)
-    parser.add_argument("--budget-ms", type=float, required=True, help="request timeout (504 after it)")
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__, "request timeout (504 after it)", argv)
 
     port = free_port()
     api = RecognitionAPI(

@@ -12,22 +12,15 @@ its score and [decode_ms, infer_ms] for the request's batch, so vr-bench can sho
 
 from __future__ import annotations
 
-import argparse
 import signal
-import socket
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from vr_recognition.bench.peers.serving import free_port, parse_args
+
 MODEL_NAME = "vr"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def build_infer(model, top_label):
@@ -65,14 +58,7 @@ def top_labels(classes):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--providers", default="auto")
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--max-batch", type=int, default=8)
-    parser.add_argument("--batch-wait-ms", type=float, default=1.0)
-    parser.add_argument("--budget-ms", type=float, required=True, help="queue timeout (REJECT after it)")
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__, "queue timeout (REJECT after it)", argv)
 
     import pytriton
     from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor, TimeoutAction
