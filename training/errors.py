@@ -58,3 +58,7 @@ class ModelFileError(TrainVrError):
 class AccuracyDropError(TrainVrError):
     """A variant (int8, pruned) loses more validation accuracy than allowed; nothing was written.
     The message gives both accuracies; --allow-accuracy-drop writes the variant anyway."""
+
+
+class DivergedError(TrainVrError):
+    """The loss stopped being a number: the learning rate is too high for this data and network."""

@@ -65,6 +65,13 @@ def split_settings(
     )
 
 
+def dataset_options(contract: ModelContract) -> dict[str, Any]:
+    """How the model's training read a SOLO dataset (boxes or frames, margin), so that evaluating or
+    calibrating on one reads the same samples; the defaults for models trained before SOLO support."""
+    trained = contract.training.get("config", {}) if isinstance(contract.training, dict) else {}
+    return {name: trained.get(name, TRAIN_DEFAULTS[name]) for name in ("solo_samples", "solo_margin")}
+
+
 def samples_of(index: DatasetIndex, split: str) -> list[Sample]:
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
@@ -94,7 +101,7 @@ def evaluate_model(
     of `data`, every frame through the serving path."""
     session, contract = load_model(model_path)
     fraction, chosen_seed = split_settings(contract, val_fraction, seed)
-    index = index_dataset(data, fraction, chosen_seed)
+    index = index_dataset(data, fraction, chosen_seed, **dataset_options(contract))
     samples = samples_of(index, split)
     if not samples:
         raise DatasetError(f"{index.root}: the {split} split has no images")

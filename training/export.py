@@ -69,7 +69,13 @@ def parity_frames(checkpoint: Checkpoint, data: str | None, limit: int) -> tuple
     config = checkpoint.config
     root = data or config.data
     try:
-        index = index_dataset(root, config.val_fraction, config.seed)
+        index = index_dataset(
+            root,
+            config.val_fraction,
+            config.seed,
+            solo_samples=config.solo_samples,
+            solo_margin=config.solo_margin,
+        )
     except DatasetError as error:
         raise ExportError(
             f"the parity check needs the validation frames: {error}. "

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from vr_recognition.server.model_format import ModelContract
 from vr_recognition.server.preprocess import preprocess_jpeg
 from vr_recognition.training.augment import StreamAugmentation
-from vr_recognition.training.data_sources import Sample, read_jpeg_bytes
+from vr_recognition.training.data_sources import Sample, sample_jpeg_bytes
 
 
 class AugmentedFrames(Dataset):
@@ -37,13 +37,13 @@ class AugmentedFrames(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         sample = self.samples[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        pixels = self.augmentation(read_jpeg_bytes(sample.path), rng)
+        pixels = self.augmentation(sample_jpeg_bytes(sample), rng)
         return torch.from_numpy(pixels), sample.label
 
 
 def serving_inputs(samples: list[Sample], contract: ModelContract) -> tuple[torch.Tensor, torch.Tensor]:
     """All validation frames as the server would feed them: uint8 [N, H, W, 3] and labels [N]."""
-    images = np.stack([preprocess_jpeg(read_jpeg_bytes(s.path), contract) for s in samples])
+    images = np.stack([preprocess_jpeg(sample_jpeg_bytes(s), contract) for s in samples])
     labels = np.array([s.label for s in samples], dtype=np.int64)
     return torch.from_numpy(images), torch.from_numpy(labels)
 

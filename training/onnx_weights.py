@@ -159,7 +159,13 @@ def checkpoint_from_onnx(path: str | Path, data: str | Path) -> Checkpoint:
     backbone = build_backbone(config.arch, len(contract.classes), weights="none")
     model = ServingModel(backbone.module, contract.mean, contract.std)
     load_folded_weights(backbone.module, onnx_initializers(path), path)
-    index = index_dataset(data, config.val_fraction, config.seed)
+    index = index_dataset(
+        data,
+        config.val_fraction,
+        config.seed,
+        solo_samples=config.solo_samples,
+        solo_margin=config.solo_margin,
+    )
     train_frames, _ = serving_inputs(evenly_spread(index.train, STATISTICS_FRAMES), contract)
     unfold_batch_norms(model, train_frames)
     val_frames, _ = serving_inputs(index.val[:CHECK_FRAMES], contract)

@@ -42,7 +42,13 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract
 from vr_recognition.training.data_sources import Sample, evenly_spread, index_dataset
 from vr_recognition.training.errors import ConfigError, DatasetError, ModelFileError
-from vr_recognition.training.evaluate import AccuracyCheck, enforce, evaluate_model, split_settings
+from vr_recognition.training.evaluate import (
+    AccuracyCheck,
+    dataset_options,
+    enforce,
+    evaluate_model,
+    split_settings,
+)
 from vr_recognition.training.model_files import read_contract, save_model
 from vr_recognition.training.serving_eval import served_frames
 
@@ -168,7 +174,7 @@ def quantize_model(
     if contract.precision != "float32":
         raise ModelFileError(f"{source}: is {contract.precision}; quantize a float32 model")
     fraction, chosen_seed = split_settings(contract, val_fraction, seed)
-    index = index_dataset(data, fraction, chosen_seed)
+    index = index_dataset(data, fraction, chosen_seed, **dataset_options(contract))
     samples = calibration_samples(index.train, frames)
     if not samples:
         raise DatasetError(f"{index.root}: no training frames to calibrate on")

@@ -17,7 +17,7 @@ import numpy as np
 from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME, ModelContract, ModelFormatError
 from vr_recognition.server.preprocess import jpeg_size, preprocess_frame
 from vr_recognition.server.protocol import Frame, ImageFormat, Limits, decode_frame, encode_frame
-from vr_recognition.training.data_sources import Sample, index_dataset, read_jpeg_bytes
+from vr_recognition.training.data_sources import Sample, index_dataset, sample_jpeg_bytes
 from vr_recognition.training.errors import ModelFileError
 
 BATCH = 32
@@ -61,7 +61,7 @@ def served_input(jpeg: bytes, contract: ModelContract, frame_id: int = 0) -> np.
 def served_frames(samples: Sequence[Sample], contract: ModelContract, first_id: int = 0) -> np.ndarray:
     """The samples' images as the server would feed them: uint8 [N, H, W, 3]."""
     return np.stack(
-        [served_input(read_jpeg_bytes(s.path), contract, first_id + i) for i, s in enumerate(samples)]
+        [served_input(sample_jpeg_bytes(s), contract, first_id + i) for i, s in enumerate(samples)]
     )
 
 

@@ -37,18 +37,21 @@ from vr_recognition.training.checkpoints import (
 from vr_recognition.training.config import TrainConfig
 from vr_recognition.training.data_sources import DatasetIndex, index_dataset
 from vr_recognition.training.distributed import World, all_sum, broadcast_from_main, init_world, shutdown
-from vr_recognition.training.errors import CheckpointError, RunExistsError
+from vr_recognition.training.errors import CheckpointError, DivergedError, RunExistsError
 from vr_recognition.training.finetune import (
     L2SP,
     apply_freeze,
     build_optimizer,
+    group_factors,
     keep_frozen_bn_in_eval,
-    lr_factor,
+    resolve_batch_size,
+    zero_head,
 )
 from vr_recognition.training.model_inputs import AugmentedFrames, contract_for, serving_inputs
 from vr_recognition.training.serving_model import ServingModel
 
 EVAL_BATCH = 64
+MAX_SKIPPED_AMP_STEPS = 10  # consecutive non-finite losses AMP may skip before the run counts as diverged
 
 
 @dataclass
@@ -157,7 +160,10 @@ def build_model(
 ) -> tuple[Backbone, tuple[str, ...], ServingModel, L2SP]:
     """(backbone, frozen prefixes, serving model on `device`, L2-SP term); seed the torch RNG first.
     `backbone`: an already built network to train instead of config.arch with config.weights (prune)."""
+    fresh = backbone is None
     backbone = backbone or build_backbone(config.arch, num_classes, config.weights)
+    if fresh and config.head_init == "zero" and config.weights in ("imagenet", "none"):
+        zero_head(backbone)  # a PATH's head may have been loaded: keep it
     frozen = apply_freeze(backbone, config.freeze)
     model = ServingModel(backbone.module, backbone.mean, backbone.std).to(device)
     if device.type == "cuda":
@@ -205,7 +211,8 @@ def build_recipe(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, torch.amp.GradScaler]:
     """(optimizer, per-step LR scheduler, gradient scaler; the scaler is a no-op without AMP)."""
     optimizer = build_optimizer(backbone, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
+    factors = group_factors(optimizer, config, steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     return optimizer, scheduler, scaler
 
@@ -242,8 +249,17 @@ def build_run(
     """Everything the epochs need, in the order that makes a resumed run match an uninterrupted one:
     the seeded model first, then data and recipe, then last.pt's states (RNG included) on top.
     `backbone` and `pruning`: a pruned network to fine-tune, and the record of its pruning."""
-    index = index_dataset(config.data, config.val_fraction, config.seed)
+    index = index_dataset(
+        config.data,
+        config.val_fraction,
+        config.seed,
+        solo_samples=config.solo_samples,
+        solo_margin=config.solo_margin,
+    )
     _say(world, describe_dataset(index))
+    if not config.batch_size:  # chosen once from the data; stored resolved, so --resume keeps it
+        config = replace(config, batch_size=resolve_batch_size(config, len(index.train), world.size))
+        _say(world, f"batch size {config.batch_size} (--min-steps {config.min_steps})")
     on_gpu = device.type == "cuda"
     torch.manual_seed(config.seed)
     backbone, frozen, model, l2sp = build_model(config, len(index.classes), device, backbone)
@@ -300,8 +316,9 @@ def train_one_epoch(run: Run, epoch: int) -> dict[str, float]:
     run.sampler.set_epoch(epoch)
     run.dataset.set_epoch(epoch)
     run.trained.train()
-    keep_frozen_bn_in_eval(run.backbone, run.frozen)
+    keep_frozen_bn_in_eval(run.backbone, run.frozen, all_stats=config.bn_stats == "frozen")
     loss_sum = correct = seen = 0.0
+    bad_steps = 0
     bar = tqdm(
         run.loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not run.world.is_main
     )
@@ -311,9 +328,23 @@ def train_one_epoch(run: Run, epoch: int) -> dict[str, float]:
         with torch.autocast(device_type=device.type, enabled=run.use_amp):
             logits = run.trained(images)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+        if not torch.isfinite(loss):
+            # Under AMP the scaler skips a step whose gradients overflow; a loss that stays non-finite,
+            # or any non-finite loss in float32, means the run has diverged and every later step is lost.
+            bad_steps += 1
+            if bad_steps > (MAX_SKIPPED_AMP_STEPS if run.use_amp else 0):
+                raise DivergedError(
+                    f"training diverged in epoch {epoch + 1} (loss {loss.item()}); lower --lr (now "
+                    f"{config.lr}) or set --clip-grad-norm"
+                )
+        else:
+            bad_steps = 0
         total = loss + run.l2sp.penalty()
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(total).backward()
+        if config.clip_grad_norm:
+            run.scaler.unscale_(run.optimizer)
+            nn.utils.clip_grad_norm_(run.model.parameters(), config.clip_grad_norm)
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.scheduler.step()
