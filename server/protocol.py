@@ -876,8 +876,11 @@ def _decode_result(obj: dict[str, Any]) -> Result:
     capture = _get_number(obj, "capture_time_us", 0, MAX_JSON_SAFE_INT, integer=True)
     if frame_id is None or capture is None:
         raise _invalid('result needs "frame_id" and "capture_time_us"')
+    entries = obj.get("top_k")
+    if entries is not None and not isinstance(entries, list):
+        raise _invalid('"top_k" must be an array or null')
     top_k = []
-    for entry in obj.get("top_k") or []:
+    for entry in entries or []:
         if not isinstance(entry, dict):
             raise _invalid('"top_k" entries must be objects')
         label = _get_str(entry, "label")

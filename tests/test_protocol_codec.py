@@ -274,3 +274,16 @@ def test_unknown_error_codes_from_newer_servers_still_decode():
     message = p.decode_server_message(text)
     assert isinstance(message, p.ErrorMessage)
     assert message.code == "quota_exceeded"
+
+
+@pytest.mark.parametrize("top_k", ["2", '"cat"', '{"label":"cat"}', "true"])
+def test_a_result_whose_top_k_is_not_an_array_is_a_protocol_error(top_k):
+    # Found by the coverage-guided fuzz test: a duplicate "top_k" key whose last value was an int
+    # escaped as TypeError.
+    result = p.Result(frame_id=1, capture_time_us=2, status=p.Status.OK, top_k=(p.Prediction("cat", 0, 0.9),))
+    obj = json.loads(p.encode_server_message(result))
+    obj["top_k"] = "@"
+    template = json.dumps(obj)
+    with pytest.raises(p.ProtocolError, match="top_k"):
+        p.decode_server_message(template.replace('"@"', top_k))
+    assert p.decode_server_message(template.replace('"@"', "null")).top_k == ()
