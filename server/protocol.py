@@ -376,11 +376,22 @@ def _get_number(
     value = obj.get(key, default)
     if value is None:
         return default
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    ok_type = isinstance(value, int) if integer else _is_number(value)
     if isinstance(value, bool) or not ok_type or not (lo <= value <= hi):
         kind = "an integer" if integer else "a number"
         raise _invalid(f'"{key}" must be {kind} in [{lo}, {hi}], got {value!r}')
     return value
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number that converts to a float: an integer past 1.8e308 does not (OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _get_str(obj: dict[str, Any], key: str, max_len: int = 256, default: str | None = None) -> str | None:
@@ -860,11 +871,7 @@ def _decode_pose(value: Any) -> Pose | None:
 
 
 def _is_numbers(value: Any, n: int) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == n
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    )
+    return isinstance(value, list) and len(value) == n and all(_is_number(v) for v in value)
 
 
 def _decode_result(obj: dict[str, Any]) -> Result:
@@ -890,9 +897,7 @@ def _decode_result(obj: dict[str, Any]) -> Result:
             raise _invalid('"top_k" entries need "label", "index" and "score"')
         top_k.append(Prediction(label, index, float(score)))
     timings = obj.get("timings_ms") or {}
-    if not isinstance(timings, dict) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in timings.values()
-    ):
+    if not isinstance(timings, dict) or not all(_is_number(v) for v in timings.values()):
         raise _invalid('"timings_ms" must map stage names to numbers')
     gaze = obj.get("gaze")
     if gaze is not None and not _is_numbers(gaze, 2):

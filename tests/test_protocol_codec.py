@@ -287,3 +287,22 @@ def test_a_result_whose_top_k_is_not_an_array_is_a_protocol_error(top_k):
     with pytest.raises(p.ProtocolError, match="top_k"):
         p.decode_server_message(template.replace('"@"', top_k))
     assert p.decode_server_message(template.replace('"@"', "null")).top_k == ()
+
+
+BEYOND_FLOAT = "1" + "0" * 400  # a valid JSON integer that float() cannot hold (OverflowError)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        '"timings_ms":{"infer":%s}',
+        '"top_k":[{"label":"a","index":0,"score":%s}]',
+        '"gaze":[%s,0]',
+        '"pose":{"position":[%s,0,0],"rotation":[0,0,0,1]}',
+    ],
+)
+def test_numbers_beyond_float_range_are_protocol_errors(fields):
+    text = '{"type":"result","frame_id":1,"capture_time_us":2,"status":"ok",' + fields % BEYOND_FLOAT + "}"
+    with pytest.raises(p.ProtocolError):
+        p.decode_server_message(text)
+    assert isinstance(p.decode_server_message(text.replace(BEYOND_FLOAT, "1e300")), p.Result)
