@@ -116,7 +116,7 @@ async def healthy_stream(url: str, stop: asyncio.Event, record: PhasedLatencies)
 
 @contextlib.asynccontextmanager
 async def serving(model_path: Path, load: bool = True, **config) -> AsyncIterator[RecognitionServer]:
-    server = RecognitionServer(ServerConfig(model_path=model_path, port=0, **config))
+    server = RecognitionServer(ServerConfig(model_path=model_path, **{"port": 0, **config}))
     await server.start()
     server.url = f"ws://127.0.0.1:{server.port}"
     try:
