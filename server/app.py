@@ -142,10 +142,15 @@ class RecognitionServer:
         await self._stopped.wait()
 
     async def shutdown(self) -> None:
-        """Stop accepting, answer every frame already received, close streams with 1001."""
+        """Drain (config.drain_s: /healthz 503, new streams refused, open ones served), then stop
+        accepting, answer every frame already received, close streams with 1001."""
         if self._shutting_down:
             return
-        self._shutting_down = True
+        self._shutting_down = True  # from here /healthz answers 503 and admission refuses new streams
+        if self.config.drain_s > 0:
+            log.info("draining for %.1f s: /healthz answers 503, %d streams served", self.config.drain_s,
+                     len(self._streams))  # fmt: skip
+            await asyncio.sleep(self.config.drain_s)
         log.info("shutting down: finishing in-flight frames of %d streams", len(self._streams))
         assert self._server is not None
         self._server.close(close_connections=False)

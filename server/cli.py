@@ -162,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=d["keepalive_s"],
         help="ping every this many seconds; close a client whose pong is this late (default: %(default)s)",
     )
+    add(
+        "--drain-seconds",
+        type=float,
+        default=d["drain_s"],
+        help="on SIGTERM, answer 503 on /healthz and refuse new streams for this long while serving open "
+        "ones, then finish in-flight frames and close with 1001; behind a load balancer, longer than its "
+        "health check needs to mark the replica down (default: %(default)s)",
+    )
     add("--watch", action="store_true", help="hot-reload the model when its file changes")
     add("--log-format", choices=("text", "json"), default="text")
     add(
@@ -200,6 +208,7 @@ def config_from_args(args: argparse.Namespace, model: Path) -> ServerConfig:
         send_timeout_s=args.send_timeout,
         keepalive_s=args.keepalive,
         hello_timeout_s=args.hello_timeout,
+        drain_s=args.drain_seconds,
         watch_model=args.watch,
     )
 

@@ -38,6 +38,10 @@ class ServerConfig:
     send_timeout_s: float = 5.0  # a client that does not take a reply for this long is dropped
     keepalive_s: float = 10.0  # ping interval, and how late a pong may be before the peer is dropped
     shutdown_grace_s: float = 5.0
+    # On SIGTERM, this long with /healthz answering 503 and new streams refused while open streams are
+    # served as before, so that a load balancer's health check takes the replica out before its streams
+    # are closed (docs/protocol.md 3.5). 0: close at once (one host, no balancer).
+    drain_s: float = 0.0
     watch_model: bool = False
     watch_interval_s: float = 1.0
 

@@ -7,6 +7,7 @@ import contextlib
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -60,6 +61,19 @@ def scrape(url: str) -> dict[str, float]:
         for sample in family.samples
         if sample.name in WATCHED
     }
+
+
+def _http_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+async def http_get(url: str) -> tuple[int, bytes]:
+    """Off the event loop: the server under test runs on it."""
+    return await asyncio.to_thread(_http_get, url)
 
 
 async def scrape_async(url: str) -> dict[str, float]:

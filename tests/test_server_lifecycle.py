@@ -4,6 +4,7 @@ in-process servers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -17,9 +18,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.onnx_models import colour_contract, colour_model, write_colour_model
-from tests.server_helpers import ServerProcess, classify, metric_value, serving, solid_jpeg
+from tests.server_helpers import ServerProcess, classify, http_get, metric_value, serving, solid_jpeg
 from vr_recognition.server import protocol as p
-from vr_recognition.server.client import RecognitionClient
+from vr_recognition.server.client import RecognitionClient, ServerRefused
 
 PATIENT = p.StreamSettings(budget_ms=30_000)
 
@@ -171,3 +172,33 @@ print("HEAVY", heavy)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
+
+
+async def test_drain_takes_the_replica_out_of_a_balancer_before_it_closes_its_streams(tmp_path):
+    """--drain-seconds: /healthz 503 and new streams refused at once, open streams still answered
+    during the window, then the usual graceful end (fatal shutting_down, close 1001)."""
+    path = write_colour_model(tmp_path / "model.onnx")
+    async with (
+        serving(path, drain_s=1.5) as server,
+        await RecognitionClient.connect(server.url, settings=PATIENT) as client,
+    ):
+        base = server.url.replace("ws://", "http://")
+        assert (await http_get(base + "/healthz"))[0] == 200
+        stopping = asyncio.create_task(server.shutdown())
+        await asyncio.sleep(0.1)
+        status, body = await http_get(base + "/healthz")
+        assert (status, json.loads(body)["status"]) == (503, "stopping")
+        with pytest.raises(ServerRefused) as refused:
+            await RecognitionClient.connect(server.url, settings=PATIENT)
+        assert (refused.value.code, refused.value.http_status) == ("shutting_down", 503)
+        for _ in range(3):  # the open stream is served as before while the balancer notices
+            result = await classify(client, "blue")
+            assert (result.status, result.top_k[0].label) == (p.Status.OK, "blue")
+        assert not stopping.done()
+        farewell = await client.recv(timeout=30)
+        assert isinstance(farewell, p.ErrorMessage)
+        assert (farewell.code, farewell.fatal) == ("shutting_down", True)
+        with pytest.raises(ConnectionClosed):
+            await client.recv(timeout=30)
+        assert client.close_code == 1001
+        await stopping

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.onnx_models import write_colour_model
-from tests.server_helpers import metric_value, serving, solid_jpeg
+from tests.server_helpers import http_get, metric_value, serving, solid_jpeg
 from vr_recognition.server import protocol as p
 from vr_recognition.server.client import RecognitionClient
 
@@ -21,19 +19,6 @@ from vr_recognition.server.client import RecognitionClient
 @pytest.fixture(scope="module")
 def colour_model(tmp_path_factory) -> Path:
     return write_colour_model(tmp_path_factory.mktemp("models") / "colour.onnx")
-
-
-def _http_get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-async def http_get(url: str) -> tuple[int, bytes]:
-    """Off the event loop: the server under test runs on it."""
-    return await asyncio.to_thread(_http_get, url)
 
 
 @pytest.mark.parametrize("colour", ["red", "green", "blue"])
