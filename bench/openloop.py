@@ -8,6 +8,10 @@ the coordinated-omission mistake of closed-loop benchmarks.
 
 Sends are paced by bench/pacing.py (sleep, then spin the last fraction of a millisecond), so the
 generator's own lateness (`send_lag_ms`) stays near zero and is reported apart from the server's.
+
+Each stream is a `ReconnectingClient`: when its connection ends (a replica drained or killed behind a
+balancer, a restarted server) it connects again as a headset would, the frames it could not send or
+that were in flight count as unanswered, and the stream's reconnects are reported.
 """
 
 from __future__ import annotations
@@ -21,16 +25,25 @@ from vr_recognition.bench.frames import EncodedFrame
 from vr_recognition.bench.pacing import Pacer
 from vr_recognition.bench.records import LoadConfig, LoadRun, StreamRecord, schedule, stream_records
 from vr_recognition.server import protocol as p
-from vr_recognition.server.client import RecognitionClient, ServerRefused
+from vr_recognition.server.client import ServerRefused
+from vr_recognition.server.reconnect import Backoff, Reconnected, ReconnectingClient
 
 __all__ = ["LoadConfig", "LoadRun", "StreamRecord", "run_load", "schedule"]
 
 
-async def _send_on_schedule(client: RecognitionClient, frames: list[EncodedFrame], record: StreamRecord,
+def stream_backoff() -> Backoff:
+    """A first connection that fails is an error (BenchError), not a retry loop; once streaming, a
+    stream reconnects with the clients' jittered backoff, capped at 2 s so a short outage stays short."""
+    return Backoff(initial_s=0.25, max_s=2.0)
+
+
+async def _send_on_schedule(client: ReconnectingClient, frames: list[EncodedFrame], record: StreamRecord,
                             pacer: Pacer) -> None:  # fmt: skip
     for frame_id, when in enumerate(record.scheduled):
         await pacer.sleep_until(float(when))
         frame = frames[(record.first_frame + frame_id) % len(frames)]
+        if client.client is None:  # between connections: not sent (sent stays NaN), a miss all the same
+            continue
         record.sent[frame_id] = time.monotonic()
         await client.send_frame(
             frame.jpeg,
@@ -41,7 +54,7 @@ async def _send_on_schedule(client: RecognitionClient, frames: list[EncodedFrame
         )
 
 
-async def _receive(client: RecognitionClient, record: StreamRecord, stop_at: list[float]) -> None:
+async def _receive(client: ReconnectingClient, record: StreamRecord, stop_at: list[float]) -> None:
     """Record answers until every sent frame is answered or the drain deadline passes."""
     outstanding = len(record.scheduled)
     while outstanding:
@@ -52,6 +65,9 @@ async def _receive(client: RecognitionClient, record: StreamRecord, stop_at: lis
             return
         now = time.monotonic()
         label = None
+        if isinstance(message, Reconnected):
+            record.reconnects += 1
+            continue
         if isinstance(message, p.Result):
             frame_id, status, timings = message.frame_id, message.status.value, message.timings_ms
             label = message.top_k[0].label if message.top_k else None
@@ -67,7 +83,7 @@ async def _receive(client: RecognitionClient, record: StreamRecord, stop_at: lis
             outstanding -= 1
 
 
-async def _run_stream(client: RecognitionClient, frames: list[EncodedFrame], record: StreamRecord,
+async def _run_stream(client: ReconnectingClient, frames: list[EncodedFrame], record: StreamRecord,
                       drain_s: float, pacer: Pacer) -> None:  # fmt: skip
     stop_at: list[float] = []  # set once sending ends: the receiver then waits drain_s at most
     receiver = asyncio.create_task(_receive(client, record, stop_at))
@@ -93,14 +109,22 @@ async def run_load(config: LoadConfig, frames: list[EncodedFrame], precise: bool
     clients = []
     try:
         for _ in range(config.streams):
-            try:
-                client = await RecognitionClient.connect(
-                    config.url, client_name="vr-bench", settings=settings, token=config.token
-                )
-            except (OSError, ServerRefused) as exc:
-                raise BenchError(f"cannot connect to {config.url}: {type(exc).__name__}: {exc}") from None
+            client = ReconnectingClient(
+                config.url,
+                client_name="vr-bench",
+                settings=settings,
+                token=config.token,
+                backoff=stream_backoff(),
+                retry_first=False,
+            )
             clients.append(client)
-        hello = clients[0].server_hello
+            client.start()
+            try:
+                first = await client.connected(timeout=30)
+            except (OSError, ServerRefused, ConnectionError, TimeoutError) as exc:
+                raise BenchError(f"cannot connect to {config.url}: {type(exc).__name__}: {exc}") from None
+            if len(clients) == 1:
+                hello = first.server_hello
         records = stream_records(config, len(clients), len(frames))  # from now, everyone connected
         await asyncio.gather(
             *(

@@ -55,6 +55,7 @@ class StreamRecord:
     failure: str | None = None
     first_frame: int = 0
     labels: list[str | None] = field(default_factory=list)  # top-1 label of each ok answer
+    reconnects: int = 0  # connections made again after one ended (server restart, drain, lost network)
 
     def __post_init__(self) -> None:
         if not self.labels:
@@ -79,6 +80,7 @@ class StreamRecord:
             "failure": self.failure,
             "first_frame": self.first_frame,
             "labels": self.labels,
+            "reconnects": self.reconnects,
         }
 
     @classmethod
@@ -95,6 +97,7 @@ class StreamRecord:
             data.get("failure"),
             int(data.get("first_frame", 0)),
             list(data.get("labels") or []),
+            int(data.get("reconnects", 0)),
         )
 
 

@@ -162,6 +162,11 @@ def describe(report: dict) -> str:
         ]
     if report["baselines_skipped"]:
         lines.append(f"  baselines   {report['baselines_skipped']}")
+    if any(report.get("reconnects") or []):
+        lines.append(
+            f"  reconnects  {report['reconnects']} (per stream)   longest wait between answers "
+            f"{_fmt(report['longest_answer_gap_ms'])} ms"
+        )
     lines += [f"  note: {note}" for note in report["notes"]]
     return "\n".join(lines)
 

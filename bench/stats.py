@@ -72,6 +72,18 @@ def answer_age_ms(record: StreamRecord, first_tick: int) -> np.ndarray:
     return (ticks[has_answer] - newest_scheduled[known[has_answer]]) * 1000.0
 
 
+def longest_answer_gap_ms(run: LoadRun) -> float | None:
+    """The longest time any stream waited between two ok answers (warm-up included: a reconnect can
+    fall anywhere), or None when no stream had two."""
+    gaps = []
+    for record in run.streams:
+        answered = np.sort(record.answered[[s == "ok" for s in record.status]])
+        answered = answered[np.isfinite(answered)]
+        if answered.size >= 2:
+            gaps.append(float(np.diff(answered).max()) * 1000.0)
+    return round(max(gaps), 3) if gaps else None
+
+
 def summarize(run: LoadRun) -> Summary:
     config = run.config
     counts = dict.fromkeys(COUNT_KEYS, 0)
@@ -133,6 +145,9 @@ def summarize(run: LoadRun) -> Summary:
         "throughput_fps": round(answer_times.size / busy_s, 3) if busy_s > 0 else None,
         "stream_share": [round(n / total_ok, 6) if total_ok else None for n in per_stream_ok],
         "age_ms": percentiles(np.concatenate(ages) if ages else [], ("p50", "p99")),
+        # what a headset feels when its connection ends: how often, and the longest wait for an answer
+        "reconnects": [r.reconnects for r in run.streams],
+        "longest_answer_gap_ms": longest_answer_gap_ms(run),
         "stage_ms": stage_ms,
         "send_lag_ms": percentiles(np.concatenate(send_lag) if send_lag else [], ("p50", "p99")),
         "e2e_from_sent_ms": percentiles(np.concatenate(from_sent) if from_sent else [], ("p50", "p99")),

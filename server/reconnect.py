@@ -138,12 +138,16 @@ class ReconnectingClient:
         *,
         settings: StreamSettings | None = None,
         backoff: Backoff | None = None,
+        retry_first: bool = True,
         connect: Callable[..., Any] = RecognitionClient.connect,
         **connect_options: Any,
     ) -> None:
+        """`retry_first=False`: a first connection that fails stops the client with its error (for
+        tools that should report a wrong URL rather than wait); later ones are always retried."""
         self.url = url
         self.settings = settings or StreamSettings()
         self.backoff = backoff or Backoff()
+        self.retry_first = retry_first
         self._connect = connect
         self._connect_options = connect_options
         self._client: RecognitionClient | None = None
@@ -249,7 +253,7 @@ class ReconnectingClient:
                 try:
                     client = await self._connect(self.url, settings=self.settings, **self._connect_options)
                 except ServerRefused as refused:
-                    final = refused.code in FINAL_REFUSALS
+                    final = refused.code in FINAL_REFUSALS or self._first_and_final()
                     failures += 1
                     await self._end(None, refused.code, str(refused), False, not final, failures)
                     if final:
@@ -257,7 +261,10 @@ class ReconnectingClient:
                     continue
                 except (OSError, TimeoutError, ConnectionClosed, ProtocolError) as exc:
                     failures += 1
-                    await self._end(None, None, f"{type(exc).__name__}: {exc}", False, True, failures)
+                    final = self._first_and_final()
+                    await self._end(None, None, f"{type(exc).__name__}: {exc}", False, not final, failures)
+                    if final:
+                        raise
                     continue
                 self.connections += 1
                 self._client = client
@@ -280,6 +287,9 @@ class ReconnectingClient:
         except BaseException as exc:
             self._events.put_nowait(exc)
             raise
+
+    def _first_and_final(self) -> bool:
+        return self.connections == 0 and not self.retry_first
 
     async def _end(
         self, code: int | None, reason: str | None, summary: str, was: bool, will: bool, failures: int

@@ -9,6 +9,7 @@ one frame at a time after a fixed sleep.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import math
@@ -285,3 +286,33 @@ async def test_the_pacer_never_sends_early_and_keeps_its_margin_bounded():
     info = pacer.info()
     assert info["mode"] == "sleep+spin"
     assert info["spin_ms_per_send"] >= 0
+
+
+async def test_open_loop_streams_reconnect_through_a_server_restart(frames_dir, tmp_path):
+    """A server stopped mid-run (close 1001) and started again on the same port: the stream goes on,
+    the frames of the outage count as unanswered, and the report gives the reconnect and the gap."""
+    from tests.client_harness import free_port
+    from tests.server_helpers import serving
+
+    model = write_colour_model(tmp_path / "colour.onnx")
+    frames = frames_from_folder(frames_dir, (320, 180), 80)
+    port = free_port()
+    config = LoadConfig(url=f"ws://127.0.0.1:{port}", streams=2, fps=30.0, duration_s=3.0, budget_ms=5000.0)
+    async with serving(model, port=port) as first:
+        load = asyncio.create_task(run_load(config, frames))
+        await asyncio.sleep(1.0)
+        await first.shutdown()
+    await asyncio.sleep(0.5)  # nothing listens: the streams' attempts are refused meanwhile
+    async with serving(model, port=port):
+        run = await load
+    report = summarize(run).report
+    assert report["reconnects"] == [1, 1]
+    assert all(r.failure is None for r in run.streams)
+    assert 500.0 <= report["longest_answer_gap_ms"] <= 3000.0
+    counts = report["frames"]
+    assert counts["sent"] < counts["scheduled"]  # frames of the outage were not sent, not queued
+    assert counts["unanswered"] + (counts["scheduled"] - counts["sent"]) >= 2 * 10  # 0.5 s at 30 Hz, x2
+    for record in run.streams:  # answered before and after the outage
+        ok = np.flatnonzero([s == "ok" for s in record.status])
+        assert ok.min() < 20
+        assert ok.max() > 70
