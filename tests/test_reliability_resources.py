@@ -102,7 +102,12 @@ def test_soak_eight_streams_at_30_hz(tmp_path):
     answered = sum(counts.get(k, 0) for k in ("ok", "dropped_stale", "late", "error"))
     assert answered == counts["sent"]  # every frame answered, whatever the load
     assert counts.get("ok", 0) > 0
-    assert growth <= 0.05
+    # Growth is allowed up to 5 %, or up to what the frames in flight can hold at once, whichever is
+    # larger: glibc raises its heap's high-water mark in steps when, for a moment, more decoded frames
+    # are alive than before (each stream: one in work, one waiting in its mailbox), and keeps it. A
+    # step is bounded by those frames; a leak is not (docs/reliability.md, "Soak").
+    in_flight_mb = 8 * 2 * 640 * 360 * 3 / 2**20
+    assert rss[1] - rss[0] <= max(0.05 * rss[0], in_flight_mb), (rss, in_flight_mb)
     for key in ("process_open_fds", "vr_threads"):
         assert max(s[key] for s in samples) <= warm[key], (key, [s[key] for s in samples])
     # Tasks come and go with the frames in flight (a few per stream at any instant): bounded, no trend.
@@ -186,5 +191,10 @@ def test_churn_connect_and_vanish(tmp_path):
     assert after["process_open_fds"] <= before["process_open_fds"]
     assert after["vr_event_loop_tasks"] <= before["vr_event_loop_tasks"]
     assert after["vr_threads"] <= before["vr_threads"]
-    assert growth <= 0.05
+    # Growth is allowed up to 5 %, or up to what the frames in flight can hold at once, whichever is
+    # larger: glibc raises its heap's high-water mark in steps when, for a moment, more decoded frames
+    # are alive than before (each stream: one in work, one waiting in its mailbox), and keeps it. A
+    # step is bounded by those frames; a leak is not (docs/reliability.md, "Soak").
+    in_flight_mb = 8 * 2 * 640 * 360 * 3 / 2**20
+    assert rss[1] - rss[0] <= max(0.05 * rss[0], in_flight_mb), (rss, in_flight_mb)
     assert "Traceback" not in server.log()
