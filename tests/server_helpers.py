@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import sys
 import threading
 import time
@@ -148,3 +149,17 @@ def ServerProcess(args: list[str], log_path: Path, seconds_per_batch: float | No
         return SpawnedServer.vr_serve(args, log_path=log_path)
     command = [sys.executable, str(SLOW_VR_SERVE), str(seconds_per_batch), "--port", "0", *args]
     return SpawnedServer(command, "vr-serve (slow)", log_path=log_path)
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A one-day certificate for localhost and 127.0.0.1 made with openssl: (cert.pem, key.pem)."""
+    from tests.debian import require_debian_package
+
+    openssl = require_debian_package("openssl", "openssl")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key

@@ -18,7 +18,7 @@ import numpy as np
 from tests.client_harness import free_port
 from tests.debian import require_debian_package
 from tests.onnx_models import write_colour_model
-from tests.server_helpers import ServerProcess, solid_jpeg
+from tests.server_helpers import ServerProcess, self_signed_certificate, solid_jpeg
 from vr_recognition.server import protocol as p
 from vr_recognition.server.reconnect import Backoff, Disconnected, NotAnswered, ReconnectingClient
 
@@ -59,13 +59,7 @@ class StreamLog:
 
 def pem_for_haproxy(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1: (HAProxy's PEM with chain and key, the certificate)."""
-    openssl = require_debian_package("openssl", "openssl")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(folder)
     combined = folder / "haproxy.pem"
     combined.write_bytes(cert.read_bytes() + key.read_bytes())
     return combined, cert

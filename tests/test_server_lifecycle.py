@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import ssl
 import subprocess
@@ -18,7 +17,15 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.onnx_models import colour_contract, colour_model, write_colour_model
-from tests.server_helpers import ServerProcess, classify, http_get, metric_value, serving, solid_jpeg
+from tests.server_helpers import (
+    ServerProcess,
+    classify,
+    http_get,
+    metric_value,
+    self_signed_certificate,
+    serving,
+    solid_jpeg,
+)
 from vr_recognition.server import protocol as p
 from vr_recognition.server.client import RecognitionClient, ServerRefused
 
@@ -120,16 +127,7 @@ def test_sighup_reloads_and_sigterm_finishes_in_flight_frames(tmp_path):
 
 @pytest.fixture
 def certificate(tmp_path) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    return self_signed_certificate(tmp_path)
 
 
 async def test_tls_with_a_self_signed_certificate(tmp_path, certificate):
