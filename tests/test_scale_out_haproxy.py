@@ -5,6 +5,7 @@ killed with SIGKILL while nine streams run at 30 Hz (docs/scale-out.md has the f
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import ssl
@@ -27,6 +28,10 @@ TOKEN = "fleet-secret"
 STREAMS, FPS = 9, 30.0
 DRAIN_S = 2.0  # as docs/scale-out.md advises with the shipped check interval (2 failures 0.5 s apart)
 BACKOFF = dict(initial_s=0.1, max_s=0.4)
+# p99 windows of 5 s: 3 untouched streams x 30 Hz x 5 s = 450 answers, so the p99 sits at the 5th
+# slowest. One stall of the shared cores delays the frame each stream has in flight (3 answers) and
+# cannot move it alone; in a 2 s window (180 answers, the 2nd slowest) it did, once in CI.
+WINDOW_S = 5.0
 
 
 @dataclass
@@ -151,10 +156,10 @@ def test_nine_streams_survive_a_drained_and_a_killed_replica(tmp_path):
                 while not log.answers():  # noqa: ASYNC110 (polling the log the stream task fills)
                     await asyncio.sleep(0.02)
             t_start = time.monotonic()
-            await asyncio.sleep(3.0)
+            await asyncio.sleep(WINDOW_S)
             t_term = time.monotonic()
             replicas["r1"].proc.send_signal(15)  # SIGTERM: drain, then close with 1001
-            await asyncio.sleep(DRAIN_S + 3.0)
+            await asyncio.sleep(DRAIN_S + 1.0 + WINDOW_S)
             t_kill = time.monotonic()
             replicas["r2"].proc.kill()  # SIGKILL: no close frame
             await asyncio.sleep(4.0)
@@ -163,7 +168,14 @@ def test_nine_streams_survive_a_drained_and_a_killed_replica(tmp_path):
             clients = await asyncio.gather(*tasks)
             return logs, clients, (t_start, t_term, t_kill, t_end)
 
-        logs, clients, (t_start, t_term, t_kill, t_end) = asyncio.run(scenario())
+        # The clients time the fleet from inside this process, whose heap holds whatever earlier tests
+        # imported (torch's alone makes a full collection take ~150 ms here): frozen, the collector
+        # leaves it alone and a pause of the instrument is not booked as the fleet's latency.
+        gc.freeze()
+        try:
+            logs, clients, (t_start, t_term, t_kill, t_end) = asyncio.run(scenario())
+        finally:
+            gc.unfreeze()
     finally:
         if balancer is not None:
             balancer.terminate()
