@@ -35,7 +35,7 @@ $(VENV)/.installed-$(SERVE_EXTRA): pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip uninstall -y -q onnxruntime-gpu 2>/dev/null || true
-	$(BIN)/python -m pip install -q -e '.[serve,sim,train,bench,dev]'
+	$(BIN)/python -m pip install -q -e '.[serve,sim,train,bench,triton,dev]'
 	touch $@
 
 serve: $(VENV)/.installed-$(SERVE_EXTRA)

@@ -53,6 +53,8 @@ class RecognitionServer:
         self.models = ModelManager(
             config.model_path,
             providers=config.providers,
+            backend=config.backend,
+            backend_timeout_s=config.backend_timeout_s,
             max_batch=config.max_batch,
             threads=config.threads,
             metrics=self.metrics,

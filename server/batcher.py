@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from vr_recognition.server.config import LATE_POLICIES
+from vr_recognition.server.errors import ServeError
 
 WAKE_MARGIN_S = 0.003  # timer wake-up jitter allowance
 log = logging.getLogger("vr_serve.batcher")
@@ -130,7 +131,10 @@ class DeadlineBatcher:
             try:
                 await self._run(batch)
             except Exception as exc:  # a failing batch fails its frames, never the batcher
-                log.exception("inference batch of %d frames failed", len(batch))
+                if isinstance(exc, ServeError):  # e.g. a remote backend down: a line, not a traceback
+                    log.warning("inference batch of %d frames failed: %s", len(batch), exc)
+                else:
+                    log.exception("inference batch of %d frames failed", len(batch))
                 for item in batch:
                     if item.future is not None and not item.future.done():
                         item.future.set_exception(exc)

@@ -121,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=d["providers"],
         help="onnxruntime execution providers: auto (tensorrt, cuda, cpu: what is available) or a list",
     )
+    add(
+        "--backend",
+        default=d["backend"],
+        help="where batches run: local (onnxruntime here) or triton://HOST:PORT/MODEL (a Triton Inference "
+        "Server's gRPC port, serving the repository vr-triton-repo wrote from --model; docs/scale-out.md)",
+    )
+    add(
+        "--backend-timeout-ms",
+        type=float,
+        default=d["backend_timeout_s"] * 1000,
+        help="with triton://, a batch not answered in this long fails its frames (model_unavailable)",
+    )
     add("--threads", type=int, default=d["threads"], help="onnxruntime intra-op threads (default: all cores)")
     add(
         "--decode-threads",
@@ -185,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, model: Path) -> ServerConfig:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise SetupError("--tls-cert and --tls-key go together")
+    from vr_recognition.server.triton_backend import parse_backend
+
+    parse_backend(args.backend)  # a malformed one stops here, with what it takes
+    if args.backend_timeout_ms <= 0:
+        raise SetupError("--backend-timeout-ms must be positive")
     origins = tuple(o.strip() for o in (args.allowed_origins or "").split(",") if o.strip())
     return ServerConfig(
         model_path=model,
@@ -197,6 +214,8 @@ def config_from_args(args: argparse.Namespace, model: Path) -> ServerConfig:
         late_policy=args.late_policy,
         frame_choice=args.frame_choice,
         providers=args.providers,
+        backend=args.backend,
+        backend_timeout_s=args.backend_timeout_ms / 1000,
         threads=args.threads,
         decode_threads=args.decode_threads,
         token=args.token,

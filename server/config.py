@@ -26,6 +26,10 @@ class ServerConfig:
     late_policy: str = "skip"
     frame_choice: str = "late"  # one of FRAME_CHOICES; measured against "early" in docs/benchmarks.md
     providers: str = "auto"
+    # "local": onnxruntime in this process; "triton://HOST:PORT/MODEL": batches go to a Triton Inference
+    # Server over gRPC (server/triton_backend.py), the contract still read from model_path.
+    backend: str = "local"
+    backend_timeout_s: float = 2.0  # a Triton batch not answered in this long fails its frames
     threads: int | None = None
     decode_threads: int = 2
     token: str | None = None

@@ -15,6 +15,7 @@ from vr_recognition.server.errors import ServeError
 from vr_recognition.server.inference import InferenceModel
 from vr_recognition.server.metrics import ServerMetrics
 from vr_recognition.server.protocol import ModelInfo
+from vr_recognition.server.triton_backend import TritonModel, parse_backend
 
 log = logging.getLogger("vr_serve.models")
 
@@ -26,12 +27,16 @@ class ModelManager:
         *,
         providers: str,
         max_batch: int,
+        backend: str = "local",
+        backend_timeout_s: float = 2.0,
         threads: int | None,
         metrics: ServerMetrics,
         on_change: Callable[[InferenceModel], Awaitable[None]],
     ) -> None:
         self.path = Path(path)
         self.providers, self.max_batch, self.threads = providers, max_batch, threads
+        self.backend = parse_backend(backend)  # None: onnxruntime here
+        self.backend_timeout_s = backend_timeout_s
         self.metrics = metrics
         self.on_change = on_change
         self.current: InferenceModel | None = None
@@ -81,13 +86,14 @@ class ModelManager:
             seen = current
             await self.reload()
 
-    async def _load(self, path: Path) -> InferenceModel:
-        return await asyncio.get_running_loop().run_in_executor(
-            None,
-            lambda: InferenceModel.load(
-                path, providers=self.providers, max_batch=self.max_batch, threads=self.threads
-            ),
-        )
+    async def _load(self, path: Path) -> InferenceModel | TritonModel:
+        def load() -> InferenceModel | TritonModel:
+            if self.backend is not None:
+                return TritonModel.load(path, self.backend, self.max_batch, self.backend_timeout_s)
+            return InferenceModel.load(path, providers=self.providers, max_batch=self.max_batch,
+                                       threads=self.threads)  # fmt: skip
+
+        return await asyncio.get_running_loop().run_in_executor(None, load)
 
     def _install(self, model: InferenceModel) -> None:
         self.current = model

@@ -21,6 +21,7 @@ from vr_recognition.server.batcher import BatchItem, DeadlineBatcher, moving_ave
 from vr_recognition.server.inference import InferenceModel
 from vr_recognition.server.preprocess import preprocess_frame
 from vr_recognition.server.session import PendingFrame, Processed, Session
+from vr_recognition.server.triton_backend import BackendUnavailable
 
 log = logging.getLogger("vr_serve.pipeline")
 DECODE_MARGIN_S = 0.001  # the event loop's wake-up lag, so the model is not left idle waiting for a frame
@@ -72,6 +73,9 @@ class FramePipeline:
             outcome = await self.batcher.submit(BatchItem(tensor, pending.deadline, model))
         except p.ProtocolError as exc:
             error = p.ErrorInfo(exc.code.value, exc.message)
+            return Processed(p.Status.ERROR, timings, error=error, model_version=version)
+        except BackendUnavailable:  # the batcher has logged it, once per batch
+            error = p.ErrorInfo(p.ErrorCode.MODEL_UNAVAILABLE.value, "the inference backend did not answer")
             return Processed(p.Status.ERROR, timings, error=error, model_version=version)
         except Exception:
             log.exception("frame %d of %s failed", pending.frame.frame_id, session.client)

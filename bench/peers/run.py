@@ -19,7 +19,7 @@ from pathlib import Path
 from vr_recognition.bench.errors import BenchError
 from vr_recognition.bench.peers.drive import write_frames
 from vr_recognition.bench.peers.specs import PEERS, PeerSpec
-from vr_recognition.bench.peers.venvs import PeerVenv, base_libdir, ensure_venv
+from vr_recognition.bench.peers.venvs import PeerVenv, ensure_venv, triton_env
 from vr_recognition.bench.records import LoadConfig, LoadRun, StreamRecord
 from vr_recognition.bench.spawn import SpawnedServer
 from vr_recognition.bench.stats import Summary, top1_agreement, top1_by_frame
@@ -55,11 +55,7 @@ class Peer:
         if self.server is not None and self.budget_ms == budget_ms:
             return
         self.stop()
-        env = {}
-        if self.spec.name == "triton":
-            libdir = base_libdir(self.venv.python)
-            if libdir:
-                env["LD_LIBRARY_PATH"] = ":".join(p for p in (libdir, _env("LD_LIBRARY_PATH")) if p)
+        env = triton_env(self.venv.python) if self.spec.name == "triton" else {}
         command = [str(self.venv.python), "-m", self.spec.server_module, *settings.server_args(budget_ms)]
         self.server = SpawnedServer(
             command,
@@ -75,12 +71,6 @@ class Peer:
         if self.server is not None:
             self.server.stop()
             self.server = None
-
-
-def _env(name: str) -> str:
-    import os
-
-    return os.environ.get(name, "")
 
 
 @dataclass

@@ -173,3 +173,11 @@ def base_libdir(python: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() or None
+
+
+def triton_env(python: Path) -> dict[str, str]:
+    """What a process running tritonserver from this venv needs in its environment (see base_libdir)."""
+    libdir = base_libdir(python)
+    if not libdir:
+        return {}
+    return {"LD_LIBRARY_PATH": ":".join(p for p in (libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p)}
