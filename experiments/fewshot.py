@@ -2,6 +2,7 @@
 
     python experiments/fewshot.py --out runs/fewshot                       # the whole grid
     python experiments/fewshot.py --out runs/fewshot --datasets sim --sizes 20   # a part of it
+    python experiments/fewshot.py --out runs/fewshot --datasets mnist --weights imagenet --seeds 0,1,2
 
 The grid: images per class (10, 20, 50, 200) x starting weights (ImageNet, none) x recipe (default,
 seed), EfficientNet-Lite0 (the backbone with ImageNet weights offline), 10 epochs, 128 px input, CPU, on
@@ -110,13 +111,17 @@ def subset(data: Path, dataset: str, per_class: int) -> Path:
     return target
 
 
-def run_one(out: Path, dataset: str, per_class: int, weights: str, recipe: str, epochs: int) -> dict:
+def run_one(
+    out: Path, dataset: str, per_class: int, weights: str, recipe: str, epochs: int, seed: int = 0
+) -> dict:
     img_size, extra = DATASETS[dataset]
     data = subset(out / "data", dataset, per_class)
-    run_dir = out / "runs" / f"{dataset}-{per_class}-{weights}-{recipe}"
+    run_dir = out / "runs" / f"{dataset}-{per_class}-{weights}-{recipe}{f'-seed{seed}' if seed else ''}"
     shutil.rmtree(run_dir, ignore_errors=True)
     args = ["--data", str(data), "--out", str(run_dir), "--arch", "efficientnet_lite0"]
     args += ["--weights", weights, "--recipe", recipe, "--epochs", str(epochs), "--img-size", str(img_size)]
+    if seed:
+        args += ["--seed", str(seed)]
     started = time.perf_counter()
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
@@ -129,6 +134,7 @@ def run_one(out: Path, dataset: str, per_class: int, weights: str, recipe: str, 
         "per_class": per_class,
         "weights": weights,
         "recipe": recipe,
+        "seed": seed,
         "last_val_accuracy": metrics["epochs"][-1]["val_accuracy"],
         "best_val_accuracy": metrics["best_val_accuracy"],
         "best_epoch": metrics["best_epoch"],
@@ -142,8 +148,17 @@ def run_one(out: Path, dataset: str, per_class: int, weights: str, recipe: str, 
     }
 
 
+def cell(found: list[dict]) -> str:
+    """Last-epoch val accuracy in %: one run as is, several seeds as mean ± sd (n)."""
+    values = [100 * r["last_val_accuracy"] for r in found]
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f} ({len(values)})"
+
+
 def table(records: list[dict]) -> str:
-    """Markdown: one row per dataset, weights and recipe; one column per size (last-epoch val acc)."""
+    """Markdown: one row per dataset, weights and recipe; one column per size (last-epoch val acc; the
+    mean ± sd over seeds where a cell was run with several)."""
     sizes = sorted({r["per_class"] for r in records})
     lines = [
         "| dataset | weights | recipe | " + " | ".join(f"{n}/class" for n in sizes) + " |",
@@ -160,7 +175,7 @@ def table(records: list[dict]) -> str:
                         if (r["dataset"], r["weights"], r["recipe"], r["per_class"])
                         == (dataset, weights, recipe, n)
                     ]
-                    cells.append(f"{100 * found[0]['last_val_accuracy']:.1f}" if found else "")
+                    cells.append(cell(found) if found else "")
                 if any(cells):
                     lines.append(f"| {dataset} | {weights} | {recipe} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -177,11 +192,11 @@ def plot(records: list[dict], path: Path) -> None:
     for axis, dataset in zip(axes[0], present, strict=True):
         for weights in WEIGHTS:
             for recipe in RECIPES:
-                points = sorted(
-                    (r["per_class"], 100 * r["last_val_accuracy"])
-                    for r in records
-                    if (r["dataset"], r["weights"], r["recipe"]) == (dataset, weights, recipe)
-                )
+                by_size: dict[int, list[float]] = {}
+                for r in records:
+                    if (r["dataset"], r["weights"], r["recipe"]) == (dataset, weights, recipe):
+                        by_size.setdefault(r["per_class"], []).append(100 * r["last_val_accuracy"])
+                points = sorted((n, float(np.mean(v))) for n, v in by_size.items())
                 if points:
                     xs, ys = zip(*points, strict=True)
                     style = "-" if recipe == "default" else "--"
@@ -212,6 +227,7 @@ def main() -> int:
     parser.add_argument("--weights", default=",".join(WEIGHTS), help="imagenet,none")
     parser.add_argument("--recipes", default=",".join(RECIPES), help="default,seed")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seeds", default="0", help="train-vr --seed values, each a run (default: 0)")
     args = parser.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -219,17 +235,21 @@ def main() -> int:
     records = json.loads(results_path.read_text()) if results_path.is_file() else []
     # a record made at another input size than DATASETS now gives is run again
     records = [r for r in records if r["img_size"] == DATASETS[r["dataset"]][0]]
-    done = {(r["dataset"], r["per_class"], r["weights"], r["recipe"], r["epochs"]) for r in records}
+    done = {
+        (r["dataset"], r["per_class"], r["weights"], r["recipe"], r["epochs"], r.get("seed", 0))
+        for r in records
+    }
     for dataset in args.datasets.split(","):
         for per_class in (int(n) for n in args.sizes.split(",")):
             for weights in args.weights.split(","):
                 for recipe in args.recipes.split(","):
-                    if (dataset, per_class, weights, recipe, args.epochs) in done:
-                        continue
-                    record = run_one(args.out, dataset, per_class, weights, recipe, args.epochs)
-                    print(json.dumps(record), flush=True)
-                    records.append(record)
-                    results_path.write_text(json.dumps(records, indent=2) + "\n")
+                    for seed in (int(v) for v in args.seeds.split(",")):
+                        if (dataset, per_class, weights, recipe, args.epochs, seed) in done:
+                            continue
+                        record = run_one(args.out, dataset, per_class, weights, recipe, args.epochs, seed)
+                        print(json.dumps(record), flush=True)
+                        records.append(record)
+                        results_path.write_text(json.dumps(records, indent=2) + "\n")
     (args.out / "table.md").write_text(table(records))
     plot(records, args.out / "accuracy.png")
     print(table(records))
