@@ -17,7 +17,6 @@ Runs in the triton venv (bench/peers/venvs.py):
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vr_recognition.bench.peers.serving import free_port
+from vr_recognition.bench.peers.triton_server import loopback_config, serve_until_terminated
 
 DTYPES = {"TYPE_UINT8": np.uint8, "TYPE_FP32": np.float32}
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pytriton.decorators import batch
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-    from pytriton.triton import Triton, TritonConfig
+    from pytriton.triton import Triton
 
     from vr_recognition.server.inference import InferenceModel
     from vr_recognition.server.model_format import OUTPUT_NAME
@@ -77,14 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return {OUTPUT_NAME: model.run(images)}
 
     grpc_port = args.grpc_port or free_port()
-    triton_config = TritonConfig(
-        grpc_address="127.0.0.1",
-        grpc_port=grpc_port,
-        http_address="127.0.0.1",
-        http_port=free_port(),  # PyTriton itself checks readiness over HTTP
-        allow_metrics=False,
-        log_verbose=0,
-    )
+    triton_config = loopback_config(grpc_port)
     batcher = DynamicBatcher(
         max_queue_delay_microseconds=config.dynamic_batching.max_queue_delay_microseconds
     )
@@ -105,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             f"delay {args.delay_ms:g} ms",
             flush=True,
         )
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        triton.serve()
+        serve_until_terminated(triton)
     return 0
 
 

@@ -57,25 +57,39 @@ def top_labels(classes):
     return top_label
 
 
+def loopback_config(grpc_port: int):
+    """PyTriton's TritonConfig for a tritonserver on loopback: gRPC on `grpc_port`, no metrics."""
+    from pytriton.triton import TritonConfig
+
+    return TritonConfig(
+        grpc_address="127.0.0.1",
+        grpc_port=grpc_port,
+        http_address="127.0.0.1",
+        http_port=free_port(),  # PyTriton itself checks readiness over HTTP
+        allow_metrics=False,
+        log_verbose=0,
+    )
+
+
+def serve_until_terminated(triton) -> None:
+    """Serve until SIGTERM or Ctrl-C. vr-bench and the tests stop servers with SIGTERM: serve() sees it
+    as Ctrl-C and stops tritonserver cleanly."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    triton.serve()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(__doc__, "queue timeout (REJECT after it)", argv)
 
     import pytriton
     from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor, TimeoutAction
-    from pytriton.triton import Triton, TritonConfig
+    from pytriton.triton import Triton
 
     from vr_recognition.server.inference import InferenceModel
 
     model = InferenceModel.load(args.model, args.providers, max(1, args.max_batch), args.threads)
-    grpc_port, http_port = free_port(), free_port()
-    config = TritonConfig(
-        grpc_address="127.0.0.1",
-        grpc_port=grpc_port,
-        http_address="127.0.0.1",
-        http_port=http_port,  # PyTriton itself checks readiness over HTTP
-        allow_metrics=False,
-        log_verbose=0,
-    )
+    grpc_port = free_port()
+    config = loopback_config(grpc_port)
     batcher = DynamicBatcher(
         max_queue_delay_microseconds=round(args.batch_wait_ms * 1000),
         default_queue_policy=QueuePolicy(
@@ -105,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.max_batch}, queue delay {args.batch_wait_ms:g} ms, REJECT after {args.budget_ms:.1f} ms)",
             flush=True,
         )
-        # vr-bench stops peers with SIGTERM: let serve() see it as Ctrl-C and stop tritonserver cleanly
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        triton.serve()
+        serve_until_terminated(triton)
     return 0
 
 
