@@ -182,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         "ones, then finish in-flight frames and close with 1001; behind a load balancer, longer than its "
         "health check needs to mark the replica down (default: %(default)s)",
     )
+    add(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the event loop: asyncio's own, or uvloop (pip install uvloop) (default: %(default)s)",
+    )
     add("--watch", action="store_true", help="hot-reload the model when its file changes")
     add("--log-format", choices=("text", "json"), default="text")
     add(
@@ -269,7 +275,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vr-serve: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.log_format)
-    return asyncio.run(serve_until_stopped(config))
+    loop_factory = None
+    if args.loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            print("vr-serve: --loop uvloop needs uvloop: pip install uvloop", file=sys.stderr)
+            return 2
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(serve_until_stopped(config))
 
 
 if __name__ == "__main__":

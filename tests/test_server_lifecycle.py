@@ -200,3 +200,16 @@ async def test_drain_takes_the_replica_out_of_a_balancer_before_it_closes_its_st
             await client.recv(timeout=30)
         assert client.close_code == 1001
         await stopping
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_vr_serve_runs_on_either_event_loop(tmp_path, loop):
+    """`--loop uvloop` (measured in docs/benchmarks.md) serves and stops like asyncio's own loop."""
+    model = write_colour_model(tmp_path / "model.onnx")
+    server = ServerProcess(["--model", str(model), "--loop", loop], tmp_path / "serve.log")
+    try:
+        async with await RecognitionClient.connect(server.url, settings=PATIENT) as client:
+            assert (await classify(client, "blue")).top_k[0].label == "blue"
+    finally:
+        assert server.stop() == 0
+    assert "Traceback" not in server.log()
