@@ -22,40 +22,36 @@ import tempfile
 from pathlib import Path
 
 
-def run(args, folder: Path, label: str, server_args: list[str]) -> dict:
-    out = folder / f"{label}.json"
+def run(model: Path, server_args: list[str], out: Path, streams: int, fps: float, duration: float,
+        warmup: float) -> dict:  # fmt: skip
+    """One vr-bench run against a spawned vr-serve; its report."""
     command = [
         sys.executable, "-m", "vr_recognition.bench.cli", "--spawn", "--sim", "--sim-seconds", "4",
-        "--streams", str(args.streams), "--fps", str(args.fps), "--duration", str(args.duration),
+        "--streams", str(streams), "--fps", str(fps), "--duration", str(duration), "--warmup", str(warmup),
         "--size", "1280x720", "--quality", "80", "--json", str(out),
-        "--", "--model", str(args.model), *server_args,
+        "--", "--model", str(model), *server_args,
     ]  # fmt: skip
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return json.loads(out.read_text())
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", type=Path, default=Path("exported_models/default.onnx"))
-    parser.add_argument("--variant", action="append", required=True, help="NAME=vr-serve arguments")
-    parser.add_argument("--streams", type=int, default=1)
-    parser.add_argument("--fps", type=float, default=90.0)
-    parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    variants = {}
-    for text in args.variant:
-        name, _, rest = text.partition("=")
-        variants[name] = shlex.split(rest)
-
+def compare(
+    model: Path,
+    variants: dict[str, list[str]],
+    streams: int,
+    fps: float,
+    duration: float,
+    rounds: int,
+    warmup: float = 1.0,
+) -> dict:
+    """Every variant once per round, in the same order; prints each run and the medians. Returns
+    {"summary": {name: median p50, p99, miss}, "runs": {name: [row per round]}}."""
     results: dict[str, list[dict]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="variants-") as tmp:
-        for round_ in range(args.rounds):
+        for round_ in range(rounds):
             for name, server_args in variants.items():
-                report = run(args, Path(tmp), f"{name}-{round_}", server_args)
+                out = Path(tmp) / f"{name}-{round_}.json"
+                report = run(model, server_args, out, streams, fps, duration, warmup)
                 e2e, stages = report["e2e_ms"], report["stage_ms"]
                 row = {
                     "p50": e2e["p50"],
@@ -75,12 +71,32 @@ def main() -> int:
     summary = {}
     for name, rows in results.items():
         summary[name] = {key: statistics.median(r[key] for r in rows) for key in ("p50", "p99", "miss")}
-        s = summary[name]
-        print(f"median of {args.rounds}: {name:10s} p50 {s['p50']:.2f} p99 {s['p99']:.2f} ms, "
-              f"miss {100 * s['miss']:.1f} %")  # fmt: skip
+        m = summary[name]
+        print(f"median of {rounds}: {name:10s} p50 {m['p50']:.2f} p99 {m['p99']:.2f} ms, "
+              f"miss {100 * m['miss']:.1f} %")  # fmt: skip
+    return {"summary": summary, "runs": results}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, default=Path("exported_models/default.onnx"))
+    parser.add_argument("--variant", action="append", required=True, help="NAME=vr-serve arguments")
+    parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--fps", type=float, default=90.0)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    variants = {}
+    for text in args.variant:
+        name, _, rest = text.partition("=")
+        variants[name] = shlex.split(rest)
+    result = compare(args.model, variants, args.streams, args.fps, args.duration, args.rounds)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"summary": summary, "runs": results}, indent=2) + "\n")
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

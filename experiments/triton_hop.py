@@ -8,7 +8,7 @@ of the triton venv vr-bench makes (bench/peers/triton_pool.py: the repository's 
 inside), then alternates vr-bench runs against a spawned vr-serve: local backend, Triton backend, round
 after round, so a machine whose speed drifts slows both alike. Triton stays up (idle) during the local
 runs. Frames are vr-sim renders (vr-bench --sim). Each run's e2e p50/p99 and the median over rounds are
-printed; the ratio triton/local is the figure to quote.
+printed (experiments/server_variants.py runs the rounds); the ratio triton/local is the figure to quote.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from server_variants import compare  # experiments/server_variants.py, beside this script
 
 from vr_recognition.bench.peers.serving import free_port
 from vr_recognition.bench.peers.specs import PEERS
@@ -29,26 +30,21 @@ from vr_recognition.bench.spawn import SpawnedServer
 from vr_recognition.server.triton_repo import write_repository
 
 
-def bench(args, folder: Path, name: str, backend_args: list[str]) -> dict:
-    out = folder / f"{name}.json"
-    command = [
-        sys.executable, "-m", "vr_recognition.bench.cli", "--spawn", "--sim", "--sim-seconds", "4",
-        "--streams", str(args.streams), "--fps", str(args.fps), "--duration", str(args.duration),
-        "--warmup", "2", "--json", str(out), "--", "--model", str(args.model), *backend_args,
-    ]  # fmt: skip
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return json.loads(out.read_text())  # one configuration: the report itself
-
-
 def model_calls(model: Path, port: int, calls: int) -> dict[str, float]:
     """Median time of one batch-1 call: the local session against the Triton backend, interleaved."""
     import numpy as np
 
+    from vr_recognition.server.config import defaults
     from vr_recognition.server.inference import InferenceModel
     from vr_recognition.server.triton_backend import TritonModel, parse_backend
 
     local = InferenceModel.load(model, "cpu")
-    remote = TritonModel.load(model, parse_backend(f"triton://127.0.0.1:{port}/vr"))
+    remote = TritonModel.load(
+        model,
+        parse_backend(f"triton://127.0.0.1:{port}/vr"),
+        max_batch=8,
+        timeout_s=defaults()["backend_timeout_s"],
+    )
     c = local.contract
     frame = np.random.default_rng(0).integers(0, 256, (1, c.input_height, c.input_width, 3), np.uint8)
     times: dict[str, list[float]] = {"local": [], "triton": []}
@@ -81,38 +77,23 @@ def main() -> int:
         port = free_port()
         command = [str(python), "-m", "vr_recognition.bench.peers.triton_pool", "--repository", str(repo),
                    "--grpc-port", str(port)]  # fmt: skip
-        rows: dict[str, list[dict]] = {"local": [], "triton": []}
         with SpawnedServer(command, "triton", ready_timeout=300.0, env=triton_env(python), schemes="grpc",
                            own_group=True):  # fmt: skip
-            for round_ in range(args.rounds):
-                for name, extra in (
-                    ("local", []),
-                    ("triton", ["--backend", f"triton://127.0.0.1:{port}/vr"]),
-                ):
-                    run = bench(args, folder, f"{name}-{round_}", extra)
-                    e2e = run["e2e_ms"]
-                    rows[name].append(run)
-                    line = f"round {round_ + 1} {name:6s} e2e p50 {e2e['p50']:.2f} ms p99 {e2e['p99']:.2f} ms"
-                    print(f"{line}, miss {run['deadline_miss_rate']:.3f}", flush=True)
+            triton = ["--backend", f"triton://127.0.0.1:{port}/vr"]
+            result = compare(args.model, {"local": [], "triton": triton}, args.streams, args.fps,
+                             args.duration, args.rounds, warmup=2.0)  # fmt: skip
             calls = model_calls(args.model, port, args.calls)
-    summary: dict = {"model_call_ms": calls}
-    for name, runs in rows.items():
-        summary[name] = {q: statistics.median(r["e2e_ms"][q] for r in runs) for q in ("p50", "p99")}
+    summary = {**result["summary"], "model_call_ms": calls}
     for q in ("p50", "p99"):
         summary[f"ratio_{q}"] = summary["triton"][q] / summary["local"][q]
-    print(
-        f"median of {args.rounds} rounds: local p50 {summary['local']['p50']:.2f} / p99 "
-        f"{summary['local']['p99']:.2f} ms; triton p50 {summary['triton']['p50']:.2f} / p99 "
-        f"{summary['triton']['p99']:.2f} ms; triton/local p50 {summary['ratio_p50']:.2f}x, "
-        f"p99 {summary['ratio_p99']:.2f}x"
-    )
+    print(f"triton/local p50 {summary['ratio_p50']:.2f}x, p99 {summary['ratio_p99']:.2f}x")
     print(
         f"one model call, batch 1, median of {args.calls}: local {calls['local']:.2f} ms, through Triton "
         f"{calls['triton']:.2f} ms (the hop: {calls['triton'] - calls['local']:.2f} ms)"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"summary": summary, "runs": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"summary": summary, "runs": result["runs"]}, indent=2) + "\n")
     return 0
 
 

@@ -140,10 +140,7 @@ class InferenceModel:
         return self.provider != PROVIDER_NAMES["cpu"]
 
     def info(self) -> ModelInfo:
-        c = self.contract
-        return ModelInfo(
-            c.name, c.version, c.classes, c.input_width, c.input_height, self.provider, c.frame_mapping
-        )
+        return self.contract.info(self.provider)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, 3] -> float32 [N, classes] probabilities.

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vr_recognition.server.errors import ServeError
+from vr_recognition.server.protocol import ModelInfo
 
 FORMAT_NAME = "vr-recognition-model"
 FORMAT_VERSION = 1
@@ -51,6 +52,13 @@ class ModelContract:
     frame_mapping: str = "centre_crop"  # one of FRAME_MAPPINGS
     precision: str = "float32"  # the weights' precision, one of PRECISIONS
     derived: dict[str, Any] = field(default_factory=dict)  # e.g. quantization: source file, calibration
+
+    def info(self, provider: str) -> ModelInfo:
+        """The model as the protocol describes it to clients, served on `provider`."""
+        return ModelInfo(
+            self.name, self.version, self.classes, self.input_width, self.input_height, provider,
+            self.frame_mapping,
+        )  # fmt: skip
 
     def to_metadata(self) -> dict[str, str]:
         """ONNX metadata_props are string to string: non-strings are stored as JSON."""

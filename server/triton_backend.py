@@ -25,6 +25,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -37,7 +38,6 @@ log = logging.getLogger("vr_serve.triton")
 
 LOCAL = "local"
 SCHEME = "triton"
-DEFAULT_TIMEOUT_S = 2.0
 # gRPC's defaults: 1 s before the first reconnect, growing 1.6x to 120 s. Capped, so a restarted Triton
 # is found within about a second.
 CHANNEL_ARGS = [
@@ -116,28 +116,25 @@ class TritonModel:
     path: Path
     contract: ModelContract
     target: TritonTarget
-    client: object  # tritonclient.grpc.InferenceServerClient
+    client: Any  # tritonclient.grpc.InferenceServerClient
+    grpc: Any  # the tritonclient.grpc module, imported once at load
     timeout_s: float
     max_batch: int  # Triton's max_batch_size for the model
     load_seconds: float = 0.0
 
     @classmethod
-    def load(
-        cls, path: Path, target: TritonTarget, max_batch: int = 8, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> TritonModel:
+    def load(cls, path: Path, target: TritonTarget, max_batch: int, timeout_s: float) -> TritonModel:
         """Read the contract, connect, check Triton's model against it, and send one warm-up batch."""
         start = time.perf_counter()
         contract = read_contract(path)
         grpcclient = _grpc_module()
-        from tritonclient.utils import InferenceServerException
-
         client = grpcclient.InferenceServerClient(target.url, channel_args=CHANNEL_ARGS)
         try:
             if not client.is_model_ready(target.model, client_timeout=timeout_s):
                 raise BackendError(f"Triton at {target.url} has no ready model {target.model!r}")
             metadata = client.get_model_metadata(target.model, as_json=True, client_timeout=timeout_s)
             config = client.get_model_config(target.model, as_json=True, client_timeout=timeout_s)["config"]
-        except InferenceServerException as exc:
+        except grpcclient.InferenceServerException as exc:
             raise BackendError(f"Triton at {target.url} did not answer for {target.model!r}: {exc}") from None
         triton_batch = int(config.get("max_batch_size", 0))
         check_metadata(metadata, triton_batch, contract, target)
@@ -148,7 +145,7 @@ class TritonModel:
                 triton_batch,
                 max_batch,
             )
-        model = cls(Path(path), contract, target, client, timeout_s, triton_batch)
+        model = cls(Path(path), contract, target, client, grpcclient, timeout_s, triton_batch)
         zeros = np.zeros((1, contract.input_height, contract.input_width, 3), np.uint8)
         out = model.run(zeros)
         if out.shape != (1, len(contract.classes)):
@@ -171,29 +168,23 @@ class TritonModel:
         return False  # unknown from here: Triton places the model
 
     def info(self) -> ModelInfo:
-        c = self.contract
-        return ModelInfo(
-            c.name, c.version, c.classes, c.input_width, c.input_height, self.provider, c.frame_mapping
-        )
+        return self.contract.info(self.provider)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """uint8 [N, H, W, 3] -> float32 [N, classes], in requests of at most Triton's max batch size."""
-        grpcclient = _grpc_module()
-        from tritonclient.utils import InferenceServerException
-
         outputs = []
         for first in range(0, len(batch), self.max_batch):
             part = np.ascontiguousarray(batch[first : first + self.max_batch])
-            request = grpcclient.InferInput(INPUT_NAME, list(part.shape), "UINT8")
+            request = self.grpc.InferInput(INPUT_NAME, list(part.shape), "UINT8")
             request.set_data_from_numpy(part)
             try:
                 result = self.client.infer(
                     self.target.model,
                     [request],
-                    outputs=[grpcclient.InferRequestedOutput(OUTPUT_NAME)],
+                    outputs=[self.grpc.InferRequestedOutput(OUTPUT_NAME)],
                     client_timeout=self.timeout_s,
                 )
-            except InferenceServerException as exc:
+            except self.grpc.InferenceServerException as exc:
                 raise BackendUnavailable(f"{self.target}: {exc.status() or ''} {exc.message()}") from None
             outputs.append(result.as_numpy(OUTPUT_NAME))
         return np.concatenate(outputs).astype(np.float32, copy=False)
@@ -217,11 +208,9 @@ def check_metadata(metadata: dict, max_batch: int, contract: ModelContract, targ
         INPUT_NAME: ("UINT8", [-1, contract.input_height, contract.input_width, 3]),
         OUTPUT_NAME: ("FP32", [-1, len(contract.classes)]),
     }
-    for name, tensor in {**inputs, **outputs}.items():
-        if name not in expect:
-            continue
-        dtype, shape = expect[name]
-        got = (tensor.get("datatype"), [int(d) for d in tensor.get("shape", [])])
+    tensors = {**inputs, **outputs}
+    for name, (dtype, shape) in expect.items():
+        got = (tensors[name].get("datatype"), [int(d) for d in tensors[name].get("shape", [])])
         if got != (dtype, shape):
             raise BackendError(
                 f"{target}: {name} is {got[0]} {got[1]}, the contract of {contract.name} "

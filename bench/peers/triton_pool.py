@@ -24,14 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from vr_recognition.bench.peers.serving import free_port
-from vr_recognition.bench.peers.triton_server import loopback_config, serve_until_terminated
+from vr_recognition.bench.peers.triton_server import loopback_config, serve_bound
 
 DTYPES = {"TYPE_UINT8": np.uint8, "TYPE_FP32": np.float32}
 
 
-def read_config(folder: Path):
+def read_config(folder: Path, model_config_pb2):
     from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
 
     return text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
 
@@ -49,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     from pytriton.decorators import batch
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
     from pytriton.triton import Triton
+    from tritonclient.grpc import model_config_pb2
 
     from vr_recognition.server.inference import InferenceModel
     from vr_recognition.server.model_format import OUTPUT_NAME
 
-    config = read_config(args.repository)
-    from tritonclient.grpc import model_config_pb2
+    config = read_config(args.repository, model_config_pb2)
 
     def tensors(items) -> list:
         return [
@@ -90,15 +89,13 @@ def main(argv: list[str] | None = None) -> int:
             config=ModelConfig(max_batch_size=config.max_batch_size, batcher=batcher),
             strict=True,
         )
-        print(f"listening on grpc://127.0.0.1:{grpc_port}", flush=True)
-        triton.run()
-        print(
-            f"ready: {config.name} ({model.contract.name} {model.contract.version}), max batch "
+        serve_bound(
+            triton,
+            grpc_port,
+            f"{config.name} ({model.contract.name} {model.contract.version}), max batch "
             f"{config.max_batch_size}, queue delay {batcher.max_queue_delay_microseconds} us, "
             f"delay {args.delay_ms:g} ms",
-            flush=True,
         )
-        serve_until_terminated(triton)
     return 0
 
 

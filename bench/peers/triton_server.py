@@ -71,9 +71,13 @@ def loopback_config(grpc_port: int):
     )
 
 
-def serve_until_terminated(triton) -> None:
-    """Serve until SIGTERM or Ctrl-C. vr-bench and the tests stop servers with SIGTERM: serve() sees it
-    as Ctrl-C and stops tritonserver cleanly."""
+def serve_bound(triton, grpc_port: int, ready: str) -> None:
+    """Start tritonserver with the models bound, announce it as SpawnedServer waits for ("listening on",
+    then "ready:" once it serves), and serve until SIGTERM or Ctrl-C. vr-bench and the tests stop
+    servers with SIGTERM: serve() sees it as Ctrl-C and stops tritonserver cleanly."""
+    print(f"listening on grpc://127.0.0.1:{grpc_port}", flush=True)
+    triton.run()
+    print(f"ready: {ready}", flush=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     triton.serve()
 
@@ -111,15 +115,13 @@ def main(argv: list[str] | None = None) -> int:
             config=ModelConfig(max_batch_size=max(1, args.max_batch), batcher=batcher),
             strict=True,
         )
-        print(f"listening on grpc://127.0.0.1:{grpc_port}", flush=True)
-        triton.run()
         version = getattr(pytriton, "__version__", "?")
-        print(
-            f"ready: {model.contract.name} on {model.provider} (pytriton {version}, max batch "
-            f"{args.max_batch}, queue delay {args.batch_wait_ms:g} ms, REJECT after {args.budget_ms:.1f} ms)",
-            flush=True,
+        serve_bound(
+            triton,
+            grpc_port,
+            f"{model.contract.name} on {model.provider} (pytriton {version}, max batch {args.max_batch}, "
+            f"queue delay {args.batch_wait_ms:g} ms, REJECT after {args.budget_ms:.1f} ms)",
         )
-        serve_until_terminated(triton)
     return 0
 
 
