@@ -22,6 +22,7 @@ from vr_recognition.server.imaging import (
     motion_blur,
     parse_size,
     reduction_factor,
+    resize,
     resize_and_centre_crop,
 )
 
@@ -246,3 +247,34 @@ def test_reduced_decoding_never_exceeds_the_decoded_pixel_budget():
     assert imaging.reduction_factor(1920, 1080, 2000) == 1  # a 1080p frame is within the budget
     assert imaging.reduction_factor(3840, 2160, 4000) == 2
     assert imaging.reduction_factor(1280, 720, 256) == 2  # the usual case is unchanged
+
+
+# --- resize: bilinear up to a 2x shrink, area averaging beyond ---------------------------------------
+
+
+def stripes(width: int, height: int, period: int) -> np.ndarray:
+    """Vertical black/white stripes, `period` pixels per black+white pair, as RGB."""
+    row = ((np.arange(width) // (period // 2)) % 2 * 255).astype(np.uint8)
+    return np.ascontiguousarray(np.broadcast_to(row[None, :, None], (height, width, 3)))
+
+
+def test_resize_up_to_a_2x_shrink_is_bilinear():
+    picture = stripes(640, 360, 8)
+    out = resize(picture, 325, 183)
+    np.testing.assert_array_equal(out, cv2.resize(picture, (325, 183), interpolation=cv2.INTER_LINEAR))
+    assert imaging.BILINEAR_MAX_SHRINK == 2.0
+
+
+def test_resize_beyond_a_2x_shrink_averages_areas():
+    """One-pixel stripes shrunk 4x: area averaging gives even grey; sampling would alias."""
+    picture = stripes(640, 360, 2)
+    out = resize(picture, 160, 90)
+    np.testing.assert_array_equal(out, cv2.resize(picture, (160, 90), interpolation=cv2.INTER_AREA))
+    assert np.abs(out.astype(int) - 127).max() <= 1
+
+
+def test_a_2x_shrink_still_reads_every_source_pixel():
+    """At exactly 2x, bilinear with half-pixel centres averages each 2x2 block: one-pixel stripes turn
+    into even grey, not into all black or all white."""
+    out = resize(stripes(640, 360, 2), 320, 180)
+    assert np.abs(out.astype(int) - 127).max() <= 1
