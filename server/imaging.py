@@ -176,8 +176,8 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
 # the two source pixels around it, so every source pixel still contributes (no pixel is skipped, which
 # is what aliases). Area averaging at a non-integer ratio is OpenCV's slow general path: a 720p frame
 # decoded at 1/2 scale (640x360) to the default model's 325x183 took 0.97 ms with INTER_AREA against
-# 0.25 ms bilinear, a fifth of the whole preprocessing, and the pixels differ by 0.2 grey levels on
-# average (docs/benchmarks.md, "Preprocessing cost").
+# 0.25 ms bilinear (the 1/2-scale decode itself took 0.74 ms), and the pixels differ by 0.2 grey
+# levels on average (docs/benchmarks.md, "Preprocessing cost").
 BILINEAR_MAX_SHRINK = 2.0
 
 
