@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 class Baselines:
     """The floor and the naive server, measured in the same run (or why not)."""
 
-    floor_report: dict | None = None
+    floor_reports: dict[float, dict] | None = None  # by a configuration's frame rate (the paced floor's)
     floor_samples: object = None
     naive_runs: list | None = None
     skipped: str | None = None
@@ -305,7 +305,7 @@ def run(
                 config_json(args, server_args, one_run, frames, frames_source, model),
                 machine_info(one_run.provider),
                 summary.report,
-                baselines.floor_report,
+                (baselines.floor_reports or {}).get(one_run.config.fps),
                 naive_section(naive[0].report if naive else None, summary.report, baselines.naive_skipped),
                 baselines.skipped,
                 baselines.notes + one_run.notes + (naive[1].notes if naive else []),
@@ -349,7 +349,6 @@ def run_with_peers(args, server_args, configs, url, frames, model: ServedModel, 
         PeerSettings,
         peer_settings_text,
         row,
-        run_peer,
         skipped_row,
         write_frames_file,
     )
@@ -368,33 +367,26 @@ def run_with_peers(args, server_args, configs, url, frames, model: ServedModel, 
     with tempfile.TemporaryDirectory(prefix="vr-bench-frames-") as folder:
         frames_file = write_frames_file(frames, Path(folder))
         for index, config in enumerate(configs):
-            targets = [("vr-serve", None)] + [
-                (peer, mode) for peer in peers.peers for mode in args.peer_modes
-            ]
-            order = targets[index % len(targets) :] + targets[: index % len(targets)]
+            # Each peer runs only while it is measured: an idle peer is not idle (LitServe's workers poll
+            # their queues: 20 % of a core measured on 2 cores), and the server measured beside it would
+            # pay for that. The servers' order rotates, and the modes' order alternates, per configuration.
+            servers = ["vr-serve", *peers.peers]
+            servers = servers[index % len(servers) :] + servers[: index % len(servers)]
+            modes = list(args.peer_modes) if index % 2 == 0 else list(reversed(args.peer_modes))
+            order: list[tuple] = []
             results: dict = {}
             failures: dict = {}
-            for peer in peers.peers:
-                try:
-                    peer.start(settings, config.budget_ms)
-                except BenchError as exc:
-                    failures[peer.spec.name] = f"server failed to start: {str(exc)[-1500:]}"
-                    print_err(f"vr-bench: {peer.spec.name} {failures[peer.spec.name]}")
-            for target, mode in order:
+            ready_lines: dict[str, str] = {}  # each peer's settings as it printed them when ready
+            for target in servers:
                 if target == "vr-serve":
+                    order.append(("vr-serve", None))
                     results["vr-serve"] = run_one(config, url, frames, precise=precise)
                     continue
-                name = target.spec.name
-                if name in failures or target.server is None:
-                    continue
-                print_err(f"vr-bench: {name} ({mode}), {config.streams} stream(s) x {config.fps:g} fps")
-                try:
-                    run = run_peer(target, mode, config, frames_file, precise)
-                except BenchError as exc:
-                    results[(name, mode)] = str(exc)
-                    print_err(f"vr-bench: {name} ({mode}) failed: {str(exc)[-800:]}")
-                    continue
-                results[(name, mode)] = (summarize(run), run)
+                ran = run_peer_alone(target, modes, settings, config, frames_file, precise)
+                order += [(target, mode) for mode in modes if (target.spec.name, mode) in ran.results]
+                results.update(ran.results)
+                failures.update(ran.failures)
+                ready_lines[target.spec.name] = ran.ready_line
             ours.append(results["vr-serve"])
             summary, our_run = results["vr-serve"]
             reference = top1_by_frame(our_run, len(frames))
@@ -408,9 +400,7 @@ def run_with_peers(args, server_args, configs, url, frames, model: ServedModel, 
                     if isinstance(got, str):
                         rows.append(skipped_row(name, mode, peer.spec.protocol, got))
                     else:
-                        settings_text = peer_settings_text(
-                            peer.spec, peer.server.ready_line if peer.server else ""
-                        )
+                        settings_text = peer_settings_text(peer.spec, ready_lines.get(name, ""))
                         summary_, run_ = got
                         rows.append(
                             row(
@@ -439,6 +429,40 @@ def run_with_peers(args, server_args, configs, url, frames, model: ServedModel, 
     return ours, sections
 
 
+@dataclass
+class PeerRuns:
+    results: dict = dataclasses.field(default_factory=dict)  # (name, mode) -> (Summary, run) or why not
+    failures: dict = dataclasses.field(default_factory=dict)  # name -> why it did not start
+    ready_line: str = ""
+
+
+def run_peer_alone(peer, modes: list[str], settings, config, frames_file: Path, precise: bool) -> PeerRuns:
+    """Start one peer, load it in each mode, stop it."""
+    from vr_recognition.bench.peers.run import run_peer
+
+    name, out = peer.spec.name, PeerRuns()
+    try:
+        peer.start(settings, config.budget_ms)
+    except BenchError as exc:
+        out.failures[name] = f"server failed to start: {str(exc)[-1500:]}"
+        print_err(f"vr-bench: {name} {out.failures[name]}")
+        return out
+    out.ready_line = peer.server.ready_line if peer.server else ""
+    try:
+        for mode in modes:
+            print_err(f"vr-bench: {name} ({mode}), {config.streams} stream(s) x {config.fps:g} fps")
+            try:
+                run = run_peer(peer, mode, config, frames_file, precise)
+            except BenchError as exc:
+                out.results[(name, mode)] = str(exc)
+                print_err(f"vr-bench: {name} ({mode}) failed: {str(exc)[-800:]}")
+                continue
+            out.results[(name, mode)] = (summarize(run), run)
+    finally:
+        peer.stop()
+    return out
+
+
 def measure_baselines(
     args: argparse.Namespace,
     model: ServedModel,
@@ -455,8 +479,10 @@ def measure_baselines(
     if model.path is None:
         result.skipped = model.why_missing
     else:
-        floor = measure_floor(model.path, frames, model.providers, model.threads)
-        result.floor_report, result.floor_samples, contract = floor.report(), floor.floor_ms, floor.contract
+        rates = sorted({config.fps for config in configs})
+        floor = measure_floor(model.path, frames, model.providers, model.threads, paced_fps=rates)
+        result.floor_reports = {fps: floor.report(fps) for fps in rates}
+        result.floor_samples, contract = floor.floor_ms, floor.contract
         served_name = ours[0][1].model_name
         if served_name and served_name != contract.name:
             result.notes.append(

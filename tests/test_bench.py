@@ -132,6 +132,12 @@ def test_bench_spawns_a_server_and_reports_consistent_numbers(tmp_path, frames_d
     assert 0 < bare["p50"] <= floor["p50"] <= floor["p99"]
     assert report["overhead_ratio_p50"] == round(report["e2e_ms"]["p50"] / floor["p50"], 4)
     assert report["overhead_ratio_p99"] == round(report["e2e_ms"]["p99"] / floor["p99"], 4)
+    # ... and the floor paced at the stream's rate, which is what one stream's frame can cost
+    paced = report["floor_paced_ms"]
+    assert report["floor_paced_fps"] == fps
+    assert 0 < paced["p50"] <= paced["p99"]
+    assert report["overhead_ratio_paced_p50"] == round(report["e2e_ms"]["p50"] / paced["p50"], 4)
+    assert report["overhead_ratio_paced_p99"] == round(report["e2e_ms"]["p99"] / paced["p99"], 4)
     # floor_mean_ms is rounded to 0.001 ms in the JSON: with a sub-millisecond model that rounding alone
     # moves 1000 / mean by up to 0.0005 / mean (relative)
     mean = report["floor_mean_ms"]
@@ -162,6 +168,7 @@ def test_bench_spawns_a_server_and_reports_consistent_numbers(tmp_path, frames_d
     printed = capsys.readouterr().out
     assert "e2e ms" in printed
     assert "ours/floor" in printed
+    assert "ours/paced floor" in printed
 
 
 def test_sweep_runs_each_configuration_against_one_server(tmp_path, frames_dir, model, capsys):

@@ -89,6 +89,9 @@ def test_peers_serve_the_same_model_and_report_the_same_keys(
     assert section["skipped"] is None
     assert section["asked"] == ["triton", "litserve"]
     assert section["modes"] == [OPEN_LOOP, ONE_IN_FLIGHT]
+    # One server at a time: a peer runs its modes back to back between its start and its stop.
+    peers_in_order = [entry.split()[0] for entry in section["order"] if entry != "vr-serve"]
+    assert peers_in_order in (["triton"] * 2 + ["litserve"] * 2, ["litserve"] * 2 + ["triton"] * 2)
     assert sorted(section["order"]) == sorted(
         [
             "vr-serve",
