@@ -162,7 +162,9 @@ class RecognitionServer:
             stream.slot.close()
         workers = [s.worker for s in streams if s.worker is not None]
         if workers:  # each worker answers its last frame, then ends because its mailbox is closed
-            await asyncio.wait(workers, timeout=self.config.shutdown_grace_s)
+            _, stuck = await asyncio.wait(workers, timeout=self.config.shutdown_grace_s)
+            for worker in stuck:  # past the grace (a backend that does not answer): stop waiting for it
+                worker.cancel()
         await asyncio.gather(
             *(self._apply(s, s.session.going_away()) for s in streams), return_exceptions=True
         )
@@ -258,16 +260,21 @@ class RecognitionServer:
 
     async def _work(self, stream: Stream) -> None:
         while await stream.slot.ready():
+            turn = None
             if self.config.frame_choice == "late":
                 # Choose which frame to run when the model is about to be free, not when it arrives:
                 # frames that come meanwhile replace the waiting one (answered dropped_stale).
-                await self.pipeline.turn()
+                turn = await self.pipeline.turn(stream.gain)
             pending = stream.slot.take_nowait()
             if pending is None:
+                if turn is not None:
+                    turn.give_back()
                 continue
             stream.busy = True
             try:
-                processed = await self.pipeline.process(pending, stream.session)
+                processed = await self.pipeline.process(pending, stream.session, turn)
+                if processed.status is p.Status.OK:
+                    stream.shown = max(stream.shown, pending.arrived)
                 await self._send(stream, stream.session.result(pending, processed))
             finally:
                 stream.busy = False

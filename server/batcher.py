@@ -40,6 +40,20 @@ class BatchItem:
     model: Any  # the model it was preprocessed for; a batch never mixes models
     enqueued: float = field(default_factory=time.perf_counter)
     future: asyncio.Future[BatchOutcome] | None = None
+    turn: Turn | None = None  # the turn it was chosen in (late frame choice): given back as its batch starts
+
+
+class Turn:
+    """A place in the next batch, granted by DeadlineBatcher.turn; given back (once) when the frame's
+    batch starts, or when no frame is submitted after all."""
+
+    def __init__(self, batcher: DeadlineBatcher) -> None:
+        self._batcher: DeadlineBatcher | None = batcher
+
+    def give_back(self) -> None:
+        if self._batcher is not None:
+            self._batcher._turn_given_back()
+            self._batcher = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +86,8 @@ class DeadlineBatcher:
         self._infer_estimate_s = 0.0  # moving average of batch run time, to leave room before deadlines
         self._running_since: float | None = None  # when the batch on the model started
         self._changed = asyncio.Event()  # a batch started or ended
-        self._waiting_turn = 0
+        self._turn_queue: dict[object, Callable[[], float]] = {}  # callers of turn() -> their priority
+        self._granted = 0  # turns granted whose frames have not reached a batch yet
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="batcher")
@@ -87,23 +102,52 @@ class DeadlineBatcher:
         self._queue.clear()
         self._executor.shutdown(wait=True)
 
-    async def turn(self, lead_s: float, parallel: int = 1) -> None:
+    async def turn(
+        self, lead_s: float, parallel: int = 1, priority: Callable[[], float] | None = None
+    ) -> Turn:
         """Wait until a frame whose decoding starts now (taking about `lead_s`, `parallel` decodes at a
         time) would reach the model as it becomes free, not earlier: so the caller picks its stream's
         newest frame as late as possible, and the frames that arrive meanwhile replace older ones
-        instead of queueing behind them (issue: "choose the frame late")."""
-        self._waiting_turn += 1
+        instead of queueing behind them (issue: "choose the frame late").
+
+        At most max_batch turns are out at once (chosen frames not yet in a batch): one batch is
+        prepared while one runs. Callers beyond that wait, and choose their frame for a later batch,
+        instead of choosing now and waiting a batch or more with it. Which callers go first: the
+        highest `priority()` (read when a place frees up), then the first to ask."""
+        me = object()
+        self._turn_queue[me] = priority or (lambda: 0.0)
         try:
             while True:
-                rounds = -(-self._waiting_turn // max(1, parallel))  # decodes ahead of the last one
-                wait = self._time_until_free() - lead_s * rounds
-                if wait <= 0:
-                    return
+                free = self.max_batch - self._granted
+                wait = math.inf
+                if free > 0 and self._rank(me) < free:
+                    ahead = min(len(self._turn_queue), free)  # frames decoded for the next batch
+                    rounds = -(-ahead // max(1, parallel))  # decodes ahead of the last one
+                    wait = self._time_until_free() - lead_s * rounds
+                    if wait <= 0:
+                        self._granted += 1
+                        return Turn(self)
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), None if math.isinf(wait) else wait)
         finally:
-            self._waiting_turn -= 1
+            del self._turn_queue[me]
+            self._changed.set()  # the callers behind move up
+
+    def _rank(self, me: object) -> int:
+        """How many waiting callers go before `me`: higher priority, or equal and asked earlier."""
+        mine, rank, earlier = self._turn_queue[me](), 0, True
+        for other, priority in self._turn_queue.items():
+            if other is me:
+                earlier = False
+                continue
+            value = priority()
+            rank += value > mine or (value == mine and earlier)
+        return rank
+
+    def _turn_given_back(self) -> None:
+        self._granted -= 1
+        self._changed.set()
 
     def _time_until_free(self) -> float:
         """Expected seconds until the model could start a batch that a frame submitted now would join."""
@@ -141,6 +185,9 @@ class DeadlineBatcher:
 
     async def _run(self, run: list[BatchItem]) -> None:
         start = self._running_since = time.perf_counter()
+        for item in run:
+            if item.turn is not None:
+                item.turn.give_back()
         self._changed.set()
         try:
             stacked = np.stack([item.input for item in run])
@@ -188,6 +235,8 @@ class DeadlineBatcher:
                 for item in same:
                     if item.deadline < now:
                         self._queue.remove(item)
+                        if item.turn is not None:
+                            item.turn.give_back()
                         _resolve(item, BatchOutcome(None, True, now - item.enqueued, 0.0, 0))
                 same = fresh
         batch = same[: self.max_batch]

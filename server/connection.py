@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -113,6 +115,13 @@ class Stream:
         self.slot: LatestSlot[PendingFrame] = LatestSlot()
         self.worker: asyncio.Task | None = None
         self.busy = False  # the worker is decoding/inferring a frame
+        self.shown = time.perf_counter()  # when the frame behind the newest ok answer arrived (or opening)
+
+    def gain(self) -> float:
+        """How much newer (s) the frame answered next would be than what the stream's user sees: who
+        gains most goes first when streams wait for the model (DeadlineBatcher.turn)."""
+        newest = self.slot.peek()
+        return -math.inf if newest is None else newest.arrived - self.shown
 
     @property
     def idle(self) -> bool:

@@ -41,6 +41,10 @@ class LatestSlot(Generic[T]):
             await self._ready.wait()
         return True
 
+    def peek(self) -> T | None:
+        """The waiting item, left in place; None when there is none."""
+        return self._item
+
     def take_nowait(self) -> T | None:
         """The waiting item, removed; None when there is none."""
         item, self._item = self._item, None

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from vr_recognition.server import protocol as p
-from vr_recognition.server.batcher import BatchItem, DeadlineBatcher, moving_average
+from vr_recognition.server.batcher import BatchItem, DeadlineBatcher, Turn, moving_average
 from vr_recognition.server.inference import InferenceModel
 from vr_recognition.server.preprocess import preprocess_frame
 from vr_recognition.server.session import PendingFrame, Processed, Session
@@ -43,9 +43,11 @@ class FramePipeline:
         self._decode_pool = ThreadPoolExecutor(self._decode_threads, thread_name_prefix="decode")
         self._decode_estimate_s = 0.0  # moving average of decode + resize time
 
-    async def turn(self) -> None:
-        """Return when a frame taken now would be decoded just as the model becomes free."""
-        await self.batcher.turn(self._decode_estimate_s + DECODE_MARGIN_S, self._decode_threads)
+    async def turn(self, priority: Callable[[], float] | None = None) -> Turn:
+        """Return when a frame taken now would be decoded just as the model becomes free; the turn
+        goes to `process` with the frame (or is given back when there is none)."""
+        lead_s = self._decode_estimate_s + DECODE_MARGIN_S
+        return await self.batcher.turn(lead_s, self._decode_threads, priority)
 
     def start(self) -> None:
         self.batcher.start()
@@ -54,8 +56,17 @@ class FramePipeline:
         await self.batcher.stop()
         self._decode_pool.shutdown(wait=False)
 
-    async def process(self, pending: PendingFrame, session: Session) -> Processed:
-        """Decode, batch, infer, rank: one frame to what its answer says. Never raises for a bad frame."""
+    async def process(self, pending: PendingFrame, session: Session, turn: Turn | None = None) -> Processed:
+        """Decode, batch, infer, rank: one frame to what its answer says. Never raises for a bad frame.
+        `turn`, when the frame was chosen in one, is given back as its batch starts (at the latest
+        when this returns: a frame that fails to decode never reaches a batch)."""
+        try:
+            return await self._process(pending, session, turn)
+        finally:
+            if turn is not None:
+                turn.give_back()
+
+    async def _process(self, pending: PendingFrame, session: Session, turn: Turn | None) -> Processed:
         taken = time.perf_counter()
         model = self._model()
         assert model is not None, "streams open only once a model is loaded"
@@ -70,7 +81,7 @@ class FramePipeline:
             )  # fmt: skip
             timings["decode"] = decoded = time.perf_counter() - taken
             self._decode_estimate_s = moving_average(self._decode_estimate_s, decoded)
-            outcome = await self.batcher.submit(BatchItem(tensor, pending.deadline, model))
+            outcome = await self.batcher.submit(BatchItem(tensor, pending.deadline, model, turn=turn))
         except p.ProtocolError as exc:
             error = p.ErrorInfo(exc.code.value, exc.message)
             return Processed(p.Status.ERROR, timings, error=error, model_version=version)

@@ -64,8 +64,8 @@ async def busy(model: SlowModel) -> None:
     assert await asyncio.to_thread(model.started.wait, 10)
 
 
-def item(model, value: int, budget_s: float = 10.0) -> BatchItem:
-    return BatchItem(np.full((2, 2, 3), value, np.uint8), time.perf_counter() + budget_s, model)
+def item(model, value: int, budget_s: float = 10.0, turn=None) -> BatchItem:
+    return BatchItem(np.full((2, 2, 3), value, np.uint8), time.perf_counter() + budget_s, model, turn=turn)
 
 
 async def test_batcher_batches_what_arrived_while_busy():
@@ -104,6 +104,50 @@ async def test_turn_comes_when_the_model_is_about_to_be_free():
         await running
     finally:
         await batcher.stop()
+
+
+async def test_turns_are_one_batch_at_a_time_and_go_to_who_gains_most():
+    """With more streams than a batch holds, only a batch's worth choose their frame while the model
+    runs (the others would choose now and wait a batch with it); the places go to the highest
+    priority, and free up as the chosen frames' batch starts."""
+    model = SlowModel(0.2)
+    batcher = DeadlineBatcher(max_batch=2)
+    batcher.start()
+    try:
+        await batcher.submit(item(model, 1))  # teaches the batcher a batch takes ~0.2 s
+        model.started.clear()
+        running = asyncio.create_task(batcher.submit(item(model, 2)))
+        await busy(model)
+        turns = {
+            gain: asyncio.create_task(batcher.turn(0.05, priority=lambda g=gain: g)) for gain in (1, 4, 2, 3)
+        }
+        await asyncio.wait(turns.values(), timeout=1.0)  # well past the running batch's end
+        assert sorted(gain for gain, task in turns.items() if task.done()) == [3, 4]
+        await running
+        chosen = [asyncio.create_task(batcher.submit(item(model, g, turn=turns[g].result()))) for g in (3, 4)]
+        await asyncio.wait_for(asyncio.gather(turns[1], turns[2]), 5)  # their batch started: places free
+        await asyncio.gather(*chosen)
+        for gain in (1, 2):
+            turns[gain].result().give_back()
+    finally:
+        await batcher.stop()
+    assert model.batches == [1, 1, 2]
+
+
+async def test_live_turn_comes_back_when_a_frame_fails_to_decode(tmp_path):
+    """A chosen frame that never reaches a batch (it fails to decode) gives its turn back: with one
+    place per batch, the next frame would otherwise wait for ever."""
+    model = write_colour_model(tmp_path / "colour.onnx")
+    async with (
+        serving(model, max_batch=1) as server,
+        await RecognitionClient.connect(server.url) as client,
+    ):
+        for _ in range(3):
+            await client.send_frame(b"\x00garbage" * 50, width=320, height=180)
+            assert (await client.recv(timeout=30)).status is p.Status.ERROR
+        await client.send_frame(solid_jpeg("green"), width=320, height=180)
+        result = await client.recv(timeout=30)
+    assert (result.status, result.top_k[0].label) == (p.Status.OK, "green")
 
 
 async def test_batcher_answers_late_frames_without_inference():
