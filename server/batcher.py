@@ -85,7 +85,7 @@ class DeadlineBatcher:
         self._task: asyncio.Task[None] | None = None
         self._infer_estimate_s = 0.0  # moving average of batch run time, to leave room before deadlines
         self._running_since: float | None = None  # when the batch on the model started
-        self._changed = asyncio.Event()  # a batch started or ended
+        self._changed = asyncio.Event()  # a batch started or ended, a turn was given back or taken
         self._turn_queue: dict[object, Callable[[], float]] = {}  # callers of turn() -> their priority
         self._granted = 0  # turns granted whose frames have not reached a batch yet
 
@@ -158,6 +158,44 @@ class DeadlineBatcher:
             return math.inf  # the first batch ever: no estimate yet, so wait for it to end
         running_left = max(0.0, self._running_since + self._infer_estimate_s - time.perf_counter())
         return running_left + ahead * self._infer_estimate_s
+
+    async def run_alone(
+        self, prepare: Callable[[], np.ndarray], model: Any, turn: Turn
+    ) -> tuple[float, BatchOutcome] | None:
+        """Decode (`prepare`) and infer one frame in one call on the inference thread, when nothing
+        else waits for the model: it is idle, and no other frame is chosen, queued or asking for a
+        turn. Returns (decode seconds, outcome), or None, having done nothing, when anything waits.
+
+        One stream's frame then takes one thread hop instead of two (decode pool, then inference
+        thread) and is decoded on the thread that runs it; a bad frame raises from `prepare` as it
+        would from the decode pool."""
+        if self._running_since is not None or self._queue or self._granted > 1 or self._turn_queue:
+            return None
+        self._running_since = time.perf_counter()
+        turn.give_back()  # this frame's batch starts now
+        self._changed.set()
+
+        def work() -> tuple[float, float, np.ndarray]:
+            began = time.perf_counter()
+            tensor = prepare()
+            decoded = time.perf_counter()
+            return decoded - began, decoded, model.run(tensor[None])
+
+        try:
+            decode_s, infer_start, probabilities = await asyncio.get_running_loop().run_in_executor(
+                self._executor, work
+            )
+        except ServeError as exc:  # e.g. a remote backend down: a line, as for a batch
+            log.warning("inference of a frame failed: %s", exc)
+            raise
+        finally:
+            self._running_since = None
+            self._changed.set()
+        infer_s = time.perf_counter() - infer_start
+        self._infer_estimate_s = moving_average(self._infer_estimate_s, infer_s)
+        if self._on_batch is not None:
+            self._on_batch(1, infer_s)
+        return decode_s, BatchOutcome(probabilities[0], False, 0.0, infer_s, 1)
 
     async def submit(self, item: BatchItem) -> BatchOutcome:
         item.future = asyncio.get_running_loop().create_future()

@@ -9,6 +9,7 @@ log). Timings travel in the answer; the metrics read them there (ServerMetrics.r
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -73,15 +74,20 @@ class FramePipeline:
         version = model.contract.version
         settings = session.settings(len(model.contract.classes))
         timings = {"receive": pending.parsed - pending.arrived}
-        loop = asyncio.get_running_loop()
+        decode = functools.partial(
+            preprocess_frame, pending.frame, model.contract, self.limits, settings.gaze_crop_scale
+        )
         try:
-            tensor = await loop.run_in_executor(
-                self._decode_pool, preprocess_frame, pending.frame, model.contract, self.limits,
-                settings.gaze_crop_scale,
-            )  # fmt: skip
-            timings["decode"] = decoded = time.perf_counter() - taken
-            self._decode_estimate_s = moving_average(self._decode_estimate_s, decoded)
-            outcome = await self.batcher.submit(BatchItem(tensor, pending.deadline, model, turn=turn))
+            alone = None if turn is None else await self.batcher.run_alone(decode, model, turn)
+            if alone is not None:  # the model was idle and nothing else waited: one hop for both
+                decoded, outcome = alone
+                timings["decode"] = decoded
+                self._decode_estimate_s = moving_average(self._decode_estimate_s, decoded)
+            else:
+                tensor = await asyncio.get_running_loop().run_in_executor(self._decode_pool, decode)
+                timings["decode"] = decoded = time.perf_counter() - taken
+                self._decode_estimate_s = moving_average(self._decode_estimate_s, decoded)
+                outcome = await self.batcher.submit(BatchItem(tensor, pending.deadline, model, turn=turn))
         except p.ProtocolError as exc:
             error = p.ErrorInfo(exc.code.value, exc.message)
             return Processed(p.Status.ERROR, timings, error=error, model_version=version)

@@ -134,6 +134,38 @@ async def test_turns_are_one_batch_at_a_time_and_go_to_who_gains_most():
     assert model.batches == [1, 1, 2]
 
 
+async def test_a_frame_alone_is_decoded_and_run_in_one_hop():
+    """With the model idle and nothing else waiting, decode and inference run as one call on the
+    inference thread; with anything waiting (here a batch on the model) nothing is done and the
+    caller goes the usual way, through the decode pool and a batch."""
+    model = SlowModel(0.2)
+    batcher = DeadlineBatcher(max_batch=2)
+    batcher.start()
+    decoded_on = []
+
+    def prepare() -> np.ndarray:
+        decoded_on.append(threading.current_thread().name)
+        return np.full((2, 2, 3), 7, np.uint8)
+
+    try:
+        decode_s, outcome = await batcher.run_alone(prepare, model, await batcher.turn(0.0))
+        assert decoded_on == ["inference_0"]
+        assert model.thread_names == {"inference_0"}
+        assert (outcome.late, outcome.batch_size, outcome.probabilities[0]) == (False, 1, 7.0)
+        assert decode_s >= 0
+        assert outcome.infer_s >= 0.2
+        running = asyncio.create_task(batcher.submit(item(model, 1)))
+        await busy(model)
+        turn = await batcher.turn(10.0)  # granted at once: a lead longer than the batch left
+        assert await batcher.run_alone(prepare, model, turn) is None
+        assert decoded_on == ["inference_0"]  # not called
+        turn.give_back()
+        await running
+    finally:
+        await batcher.stop()
+    assert model.batches == [1, 1]
+
+
 async def test_live_turn_comes_back_when_a_frame_fails_to_decode(tmp_path):
     """A chosen frame that never reaches a batch (it fails to decode) gives its turn back: with one
     place per batch, the next frame would otherwise wait for ever."""
