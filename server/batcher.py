@@ -192,9 +192,7 @@ class DeadlineBatcher:
             self._running_since = None
             self._changed.set()
         infer_s = time.perf_counter() - infer_start
-        self._infer_estimate_s = moving_average(self._infer_estimate_s, infer_s)
-        if self._on_batch is not None:
-            self._on_batch(1, infer_s)
+        self._ran(1, infer_s)
         return decode_s, BatchOutcome(probabilities[0], False, 0.0, infer_s, 1)
 
     async def submit(self, item: BatchItem) -> BatchOutcome:
@@ -237,13 +235,17 @@ class DeadlineBatcher:
             self._running_since = None
             self._changed.set()
         infer_s = time.perf_counter() - start
-        self._infer_estimate_s = moving_average(self._infer_estimate_s, infer_s)
-        if self._on_batch is not None:
-            self._on_batch(len(run), infer_s)
+        self._ran(len(run), infer_s)
         for index, item in enumerate(run):
             _resolve(
                 item, BatchOutcome(probabilities[index], False, start - item.enqueued, infer_s, len(run))
             )
+
+    def _ran(self, size: int, infer_s: float) -> None:
+        """A batch of `size` frames ran in `infer_s`: the estimate and the metrics learn it."""
+        self._infer_estimate_s = moving_average(self._infer_estimate_s, infer_s)
+        if self._on_batch is not None:
+            self._on_batch(size, infer_s)
 
     async def _maybe_wait_for_more(self) -> None:
         if self.max_wait_s <= 0 or len(self._queue) >= self.max_batch:
