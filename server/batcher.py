@@ -88,6 +88,7 @@ class DeadlineBatcher:
         self._changed = asyncio.Event()  # a batch started or ended, a turn was given back or taken
         self._turn_queue: dict[object, Callable[[], float]] = {}  # callers of turn() -> their priority
         self._granted = 0  # turns granted whose frames have not reached a batch yet
+        self._alone: asyncio.Future | None = None  # a frame alone on the model (run_alone), until it is done
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="batcher")
@@ -181,16 +182,19 @@ class DeadlineBatcher:
             decoded = time.perf_counter()
             return decoded - began, decoded, model.run(tensor[None])
 
+        def done(future: asyncio.Future) -> None:  # the thread is done, even if the caller was cancelled
+            self._alone = self._running_since = None
+            self._changed.set()
+            if not future.cancelled():
+                future.exception()  # the caller gets it through the shield; a cancelled caller does not
+
+        alone = self._alone = asyncio.get_running_loop().run_in_executor(self._executor, work)
+        alone.add_done_callback(done)
         try:
-            decode_s, infer_start, probabilities = await asyncio.get_running_loop().run_in_executor(
-                self._executor, work
-            )
+            decode_s, infer_start, probabilities = await asyncio.shield(alone)
         except ServeError as exc:  # e.g. a remote backend down: a line, as for a batch
             log.warning("inference of a frame failed: %s", exc)
             raise
-        finally:
-            self._running_since = None
-            self._changed.set()
         infer_s = time.perf_counter() - infer_start
         self._ran(1, infer_s)
         return decode_s, BatchOutcome(probabilities[0], False, 0.0, infer_s, 1)
@@ -206,6 +210,8 @@ class DeadlineBatcher:
             while not self._queue:
                 self._arrived.clear()
                 await self._arrived.wait()
+            if self._alone is not None:  # a frame alone is on the model: the batch starts after it
+                await asyncio.wait((self._alone,))
             await self._maybe_wait_for_more()
             batch = self._take_batch()
             try:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.onnx_models import write_colour_model
-from tests.server_helpers import metric_value, serving, slow_down, solid_jpeg
+from tests.server_helpers import classify, metric_value, serving, slow_down, solid_jpeg
 from vr_recognition.server import protocol as p
 from vr_recognition.server.batcher import BatchItem, DeadlineBatcher
 from vr_recognition.server.client import RecognitionClient
@@ -166,19 +166,45 @@ async def test_a_frame_alone_is_decoded_and_run_in_one_hop():
     assert model.batches == [1, 1]
 
 
-async def test_live_turn_comes_back_when_a_frame_fails_to_decode(tmp_path):
-    """A chosen frame that never reaches a batch (it fails to decode) gives its turn back: with one
-    place per batch, the next frame would otherwise wait for ever."""
+async def test_a_batch_waits_for_the_frame_alone_on_the_model():
+    """A frame submitted while a frame alone runs starts its batch after it: its inference time is its
+    own, not the wait behind the other on the inference thread."""
+    model = SlowModel(0.3)
+    batcher = DeadlineBatcher(max_batch=2)
+    batcher.start()
+    try:
+        alone = asyncio.create_task(
+            batcher.run_alone(lambda: np.zeros((2, 2, 3), np.uint8), model, await batcher.turn(0.0))
+        )
+        await busy(model)
+        queued = await batcher.submit(item(model, 3))
+        await alone
+    finally:
+        await batcher.stop()
+    assert queued.queue_s >= 0.15  # it waited for the frame alone ...
+    assert queued.infer_s < 0.5  # ... outside its own inference time (0.3 s, not 0.3 + the wait)
+
+
+async def test_live_turn_comes_back_when_a_frame_fails_to_decode(tmp_path, monkeypatch):
+    """A chosen frame that never reaches a batch (it fails to decode in the decode pool, the model
+    being busy with another stream's frame) gives its turn back: with one place per batch, the next
+    frame would otherwise wait for ever."""
     model = write_colour_model(tmp_path / "colour.onnx")
     async with (
         serving(model, max_batch=1) as server,
+        await RecognitionClient.connect(server.url) as busy_client,
         await RecognitionClient.connect(server.url) as client,
     ):
-        for _ in range(3):
+        assert (await classify(busy_client, "blue")).status is p.Status.OK  # teaches a batch's time
+        model_running = slow_down(monkeypatch, server, 1.0)
+        await busy_client.send_frame(solid_jpeg("blue"), width=320, height=180)
+        assert await asyncio.to_thread(model_running.wait, 30)  # the model is busy from here
+        for _ in range(3):  # turns come at once (a batch is expected to take ms): decoded in the pool
             await client.send_frame(b"\x00garbage" * 50, width=320, height=180)
             assert (await client.recv(timeout=30)).status is p.Status.ERROR
         await client.send_frame(solid_jpeg("green"), width=320, height=180)
         result = await client.recv(timeout=30)
+        assert (await busy_client.recv(timeout=30)).status is p.Status.OK
     assert (result.status, result.top_k[0].label) == (p.Status.OK, "green")
 
 
