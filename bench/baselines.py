@@ -22,7 +22,7 @@ import importlib.util
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,8 +76,12 @@ def measure_floor(
 
     model = InferenceModel.load(Path(model_path), providers=providers, max_batch=1, threads=threads)
     session, contract = model.session, model.contract
-    for frame in frames[:3]:  # warm caches and allocators the way the served frames have
+
+    def inline(frame: EncodedFrame) -> None:
         session.run([OUTPUT_NAME], {INPUT_NAME: preprocess_jpeg(frame.jpeg, contract)[None]})
+
+    for frame in frames[:3]:  # warm caches and allocators the way the served frames have
+        inline(frame)
     floor, bare = [], []
     stop_after = time.perf_counter() + max_seconds
     i = 0
@@ -92,26 +96,23 @@ def measure_floor(
         bare.append((done - ran) * 1000.0)
         i += 1
     paced = {
-        fps: paced_floor(session, contract, frames, fps, max(min_iterations, round(fps * paced_seconds)))
+        fps: paced_floor(inline, frames, fps, max(min_iterations, round(fps * paced_seconds)))
         for fps in paced_fps
     }
     return FloorResult(np.array(bare), np.array(floor), model.provider, contract, paced)
 
 
-def paced_floor(session, contract, frames: list[EncodedFrame], fps: float, iterations: int) -> np.ndarray:
-    """The floor's inline work on one frame every 1/fps s, asleep in between; ms per frame, timed from
-    when the thread woke (its timer's lateness is not the frame's cost)."""
-    from vr_recognition.server.model_format import INPUT_NAME, OUTPUT_NAME
-    from vr_recognition.server.preprocess import preprocess_jpeg
-
+def paced_floor(
+    inline: Callable[[EncodedFrame], None], frames: list[EncodedFrame], fps: float, iterations: int
+) -> np.ndarray:
+    """The floor's `inline` work on one frame every 1/fps s, asleep in between; ms per frame, timed
+    from when the thread woke (its timer's lateness is not the frame's cost)."""
     samples, due = [], time.perf_counter()
     for i in range(iterations):
         due += 1.0 / fps
         time.sleep(max(0.0, due - time.perf_counter()))
         start = time.perf_counter()
-        session.run(
-            [OUTPUT_NAME], {INPUT_NAME: preprocess_jpeg(frames[i % len(frames)].jpeg, contract)[None]}
-        )
+        inline(frames[i % len(frames)])
         samples.append((time.perf_counter() - start) * 1000.0)
     return np.array(samples)
 

@@ -274,7 +274,7 @@ class RecognitionServer:
             try:
                 processed = await self.pipeline.process(pending, stream.session, turn)
                 if processed.status is p.Status.OK:
-                    stream.shown = max(stream.shown, pending.arrived)
+                    stream.shown = pending.arrived  # one frame in flight: answers come in arrival order
                 await self._send(stream, stream.session.result(pending, processed))
             finally:
                 stream.busy = False

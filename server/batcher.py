@@ -173,8 +173,7 @@ class DeadlineBatcher:
         if self._running_since is not None or self._queue or self._granted > 1 or self._turn_queue:
             return None
         self._running_since = time.perf_counter()
-        turn.give_back()  # this frame's batch starts now
-        self._changed.set()
+        turn.give_back()  # this frame's batch starts now (and the waiting callers hear of it)
 
         def work() -> tuple[float, float, np.ndarray]:
             began = time.perf_counter()

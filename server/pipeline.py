@@ -79,14 +79,14 @@ class FramePipeline:
         )
         try:
             alone = None if turn is None else await self.batcher.run_alone(decode, model, turn)
-            if alone is not None:  # the model was idle and nothing else waited: one hop for both
-                decoded, outcome = alone
-                timings["decode"] = decoded
-                self._decode_estimate_s = moving_average(self._decode_estimate_s, decoded)
-            else:
+            if alone is None:
                 tensor = await asyncio.get_running_loop().run_in_executor(self._decode_pool, decode)
-                timings["decode"] = decoded = time.perf_counter() - taken
-                self._decode_estimate_s = moving_average(self._decode_estimate_s, decoded)
+                decoded = time.perf_counter() - taken
+            else:  # the model was idle and nothing else waited: decoded and run in one hop
+                decoded, outcome = alone
+            timings["decode"] = decoded
+            self._decode_estimate_s = moving_average(self._decode_estimate_s, decoded)
+            if alone is None:
                 outcome = await self.batcher.submit(BatchItem(tensor, pending.deadline, model, turn=turn))
         except p.ProtocolError as exc:
             error = p.ErrorInfo(exc.code.value, exc.message)
